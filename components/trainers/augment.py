@@ -1,0 +1,77 @@
+"""Training-time augmentation as batched, backend-neutral tensor ops.
+
+Called by `components.trainers.data` (inside the training input pipeline
+only: evaluation and serving never see it) and by the benchmarks. Written
+with `keras.ops` and `keras.random` alone, so it runs under the TensorFlow,
+JAX and PyTorch backends and, on an accelerator, wherever the batch lives.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+
+def _one_hot_rows(offsets, length: int, padded: int):
+  """[B, length, padded] one-hot selectors: row i picks offsets[b] + i."""
+  positions = ops.expand_dims(offsets, 1) + ops.expand_dims(
+      ops.arange(length, dtype='int32'), 0)
+  return ops.one_hot(positions, padded, dtype='float32')
+
+
+def random_crop_flip(images, seed, *, padding: int = 4, flip: bool = True,
+                     rotation_degrees: float = 0.0):
+  """Random crop after zero padding, random horizontal flip, optional rotation.
+
+  Args:
+    images: float [B, H, W, C].
+    seed: an int32 tensor of shape [2] (e.g. [run seed, step]): the same seed
+      gives the same augmentation, so a resumed run repeats itself exactly.
+    padding: px of zero padding on each side before the crop (0 = no crop).
+    flip: flip each image left-right with probability 1/2.
+    rotation_degrees: rotate each image by up to this many degrees (0 = off).
+
+  Returns:
+    Augmented images, same shape and dtype.
+  """
+  dtype = images.dtype
+  batch = ops.shape(images)[0]
+  height, width = images.shape[1], images.shape[2]
+  seed = ops.cast(seed, 'int32')
+  seeds = [seed + ops.convert_to_tensor([0, k], 'int32') for k in range(4)]
+  x = ops.cast(images, 'float32')
+  if padding:
+    padded = ops.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+    dy = keras.random.randint((batch,), 0, 2 * padding + 1, dtype='int32',
+                              seed=seeds[0])
+    dx = keras.random.randint((batch,), 0, 2 * padding + 1, dtype='int32',
+                              seed=seeds[1])
+    rows = _one_hot_rows(dy, height, height + 2 * padding)  # [B, H, H+2p]
+    cols = _one_hot_rows(dx, width, width + 2 * padding)  # [B, W, W+2p]
+    x = ops.einsum('bih,bhwc,bjw->bijc', rows, padded, cols)
+  if flip:
+    coin = keras.random.uniform((batch, 1, 1, 1), seed=seeds[2])
+    x = ops.where(coin < 0.5, ops.flip(x, axis=2), x)
+  if rotation_degrees:
+    x = _rotate(x, rotation_degrees, seeds[3])
+  return ops.cast(x, dtype)
+
+
+def _rotate(x, max_degrees: float, seed):
+  """Rotates each image about its centre (bilinear via keras.ops.image)."""
+  batch = ops.shape(x)[0]
+  height, width = x.shape[1], x.shape[2]
+  angle = keras.random.uniform((batch,), -1.0, 1.0, seed=seed) * (
+      max_degrees * math.pi / 180.0)
+  cos, sin = ops.cos(angle), ops.sin(angle)
+  cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+  # Projective transform [a0, a1, a2, b0, b1, b2, c0, c1] mapping output
+  # pixels to input pixels (the inverse rotation).
+  a2 = cx - cos * cx + sin * cy
+  b2 = cy - sin * cx - cos * cy
+  zeros = ops.zeros_like(cos)
+  transform = ops.stack([cos, -sin, a2, sin, cos, b2, zeros, zeros], axis=1)
+  return ops.image.affine_transform(x, transform, interpolation='bilinear',
+                                    fill_mode='constant')

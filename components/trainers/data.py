@@ -1,0 +1,84 @@
+"""The Trainer's input pipeline over Transform's output examples.
+
+Called by `components.trainers.base` and by `bench/train_throughput.py`.
+Reads the transformed (decoded, normalised) examples once, caches the tensors
+in memory, then shuffles, batches (dropping the remainder for training),
+augments on batches and prefetches. Evaluation batches are never augmented.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import tensorflow as tf
+
+from components.trainers import augment
+
+IMAGE_KEY = 'image'
+LABEL_KEY = 'label'
+PARSE_BATCH = 512  # examples parsed per vectorised parse_example call
+
+
+def list_files(file_pattern: str | list[str]) -> list[str]:
+  patterns = [file_pattern] if isinstance(file_pattern, str) else file_pattern
+  files = sorted(f for p in patterns for f in glob.glob(
+      os.path.join(p, '*') if os.path.isdir(p) else p))
+  if not files:
+    raise FileNotFoundError(f'No transformed examples match {patterns}.')
+  return files
+
+
+def load_split(file_pattern, feature_spec: dict, num_classes: int
+               ) -> tf.data.Dataset:
+  """Unbatched (image [32,32,3] float32, one-hot label) pairs, cached in memory."""
+  spec = {k: v for k, v in feature_spec.items() if k in (IMAGE_KEY, LABEL_KEY)}
+
+  def parse(serialized):
+    features = tf.io.parse_example(serialized, spec)
+    label = tf.reshape(features[LABEL_KEY], [-1])
+    return features[IMAGE_KEY], tf.one_hot(label, num_classes)
+
+  dataset = tf.data.TFRecordDataset(list_files(file_pattern),
+                                    compression_type='GZIP',
+                                    num_parallel_reads=tf.data.AUTOTUNE)
+  return (dataset.batch(PARSE_BATCH)
+          .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+          .unbatch().cache())
+
+
+def count(dataset: tf.data.Dataset) -> int:
+  """Counts elements; on a cached dataset this pass also fills the cache."""
+  return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def training_batches(examples: tf.data.Dataset, *, num_examples: int,
+                     batch_size: int, seed: int, crop_padding: int,
+                     horizontal_flip: bool, rotation_degrees: float
+                     ) -> tf.data.Dataset:
+  """Endless shuffled, augmented batches of exactly `batch_size` examples.
+
+  Each epoch reshuffles; the augmentation seed is (seed, global step), so the
+  stream is reproducible.
+  """
+  dataset = (examples.shuffle(num_examples, seed=seed,
+                              reshuffle_each_iteration=True)
+             .batch(batch_size, drop_remainder=True).repeat())
+  if crop_padding or horizontal_flip or rotation_degrees:
+    def augment_batch(step, batch):
+      images, labels = batch
+      step_seed = tf.stack([tf.constant(seed, tf.int32),
+                            tf.cast(step, tf.int32)])
+      images = augment.random_crop_flip(
+          images, step_seed, padding=crop_padding, flip=horizontal_flip,
+          rotation_degrees=rotation_degrees)
+      return images, labels
+    dataset = dataset.enumerate().map(augment_batch,
+                                      num_parallel_calls=tf.data.AUTOTUNE)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_batches(examples: tf.data.Dataset, batch_size: int
+                       ) -> tf.data.Dataset:
+  """Every example once, in order, unaugmented."""
+  return examples.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,49 @@
+"""Chooses the distribution strategy and numeric policy from the visible devices.
+
+Called by `components.trainers.base` at the start of every Trainer run (on a
+laptop, in a local DAG, or in a Kubeflow pod that sees 0, 1 or N GPUs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class DevicePlan:
+  strategy: tf.distribute.Strategy
+  policy: str  # keras mixed-precision policy name
+  jit_compile: bool  # XLA
+  steps_per_execution: int
+  description: str
+
+
+def choose_policy(gpu_compute_capabilities: list[tuple[int, int]]) -> str:
+  """bfloat16 on Ampere/Hopper (8.0+), float16 on older GPUs, float32 on CPU."""
+  if not gpu_compute_capabilities:
+    return 'float32'
+  if min(gpu_compute_capabilities) >= (8, 0):
+    return 'mixed_bfloat16'
+  return 'mixed_float16'
+
+
+def plan() -> DevicePlan:
+  gpus = tf.config.list_physical_devices('GPU')
+  capabilities = []
+  for gpu in gpus:
+    details = tf.config.experimental.get_device_details(gpu)
+    capabilities.append(tuple(details.get('compute_capability', (0, 0))))
+  if len(gpus) > 1:
+    strategy = tf.distribute.MirroredStrategy()
+  else:
+    strategy = tf.distribute.get_strategy()
+  policy = choose_policy(capabilities)
+  description = (f'{len(gpus)} GPU(s) {capabilities}, {policy}' if gpus
+                 else 'CPU, float32')
+  logging.info('Trainer device plan: %s', description)
+  return DevicePlan(strategy=strategy, policy=policy, jit_compile=bool(gpus),
+                    steps_per_execution=32 if gpus else 1,
+                    description=description)

@@ -1,0 +1,71 @@
+"""Exports a trained Keras model with the TFT graph as a serving SavedModel.
+
+Called by `components.trainers.base` at the end of each Trainer run. The
+exported `serving_default` signature takes serialized tf.Examples carrying the
+encoded image (`image`: PNG or JPEG bytes, any size) and returns class
+probabilities, the top class id and its name. Keras 3 cannot call the TFT layer
+on a symbolic Keras input, so both live in a `tf.Module` and meet inside a
+`tf.function` (see the field notes in the README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_KEY = 'image'
+INFO_FILE = 'model_info.json'  # in <saved model>/assets.extra/
+
+
+class ServingModule(tf.Module):
+  """The model, its preprocessing and the class names, as one SavedModel."""
+
+  def __init__(self, model, tft_output, class_names):
+    super().__init__()
+    self.model = model
+    self.tft_layer = tft_output.transform_features_layer()
+    self.class_names = tf.constant(list(class_names))
+    raw_spec = tft_output.raw_feature_spec()
+    self._raw_spec = {IMAGE_KEY: raw_spec[IMAGE_KEY]}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def serve_examples(self, examples):
+    features = tf.io.parse_example(examples, self._raw_spec)
+    transformed = self.tft_layer(features)
+    probabilities = tf.cast(self.model(transformed[IMAGE_KEY], training=False),
+                            tf.float32)
+    class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    return {'probabilities': probabilities,
+            'class_ids': class_ids,
+            'classes': tf.gather(self.class_names, class_ids)}
+
+
+def export(model, tft_output, class_names, directory: str, info: dict) -> None:
+  """Writes the SavedModel and `assets.extra/model_info.json` to `directory`."""
+  module = ServingModule(model, tft_output, class_names)
+  signatures = {'serving_default': module.serve_examples.get_concrete_function()}
+  tf.saved_model.save(module, directory, signatures=signatures)
+  extra = os.path.join(directory, 'assets.extra')
+  os.makedirs(extra, exist_ok=True)
+  with open(os.path.join(extra, INFO_FILE), 'w') as f:
+    json.dump(info, f, indent=2, sort_keys=True)
+
+
+def channel_stats(tft_output) -> tuple[np.ndarray, np.ndarray]:
+  """The per-channel mean and std (in [0,1] units) that the TFT graph applies.
+
+  Reads them back from the graph by transforming an all-black and an
+  all-white image: t(0) = -mean/std and t(1) = (1-mean)/std.
+  """
+  layer = tft_output.transform_features_layer()
+  images = tf.stack([tf.zeros([32, 32, 3], tf.uint8),
+                     tf.fill([32, 32, 3], tf.constant(255, tf.uint8))])
+  encoded = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
+  transformed = layer({IMAGE_KEY: tf.reshape(encoded, [2, 1])})[IMAGE_KEY]
+  low = tf.reduce_mean(transformed[0], axis=[0, 1]).numpy()
+  high = tf.reduce_mean(transformed[1], axis=[0, 1]).numpy()
+  std = 1.0 / (high - low)
+  return -low * std, std

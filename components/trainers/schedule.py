@@ -1,0 +1,43 @@
+"""Optimizer and learning-rate schedule of the training recipe.
+
+Called by `components.trainers.base`; backend-neutral Keras 3, so the
+benchmarks can reuse it under JAX or PyTorch.
+"""
+
+from __future__ import annotations
+
+import keras
+
+REFERENCE_BATCH = 256  # the learning rate in the config is for this batch size
+
+
+def peak_learning_rate(learning_rate: float, batch_size: int) -> float:
+  """Linear scaling: the configured rate is for REFERENCE_BATCH images a step."""
+  return learning_rate * batch_size / REFERENCE_BATCH
+
+
+def warmup_cosine(peak: float, total_steps: int, warmup_steps: int):
+  """Linear warm-up from 0 to `peak`, then cosine decay to 0 at `total_steps`."""
+  warmup_steps = max(0, min(warmup_steps, total_steps - 1))
+  return keras.optimizers.schedules.CosineDecay(
+      initial_learning_rate=0.0 if warmup_steps else peak,
+      decay_steps=max(1, total_steps - warmup_steps),
+      warmup_target=peak if warmup_steps else None,
+      warmup_steps=warmup_steps, alpha=0.0)
+
+
+def make_optimizer(name: str, schedule, *, momentum: float,
+                   weight_decay: float) -> keras.optimizers.Optimizer:
+  """SGD with Nesterov momentum or AdamW; no weight decay on biases and norms."""
+  if name == 'sgd':
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule, momentum=momentum, nesterov=True,
+        weight_decay=weight_decay or None)
+  elif name == 'adamw':
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule,
+                                       weight_decay=weight_decay)
+  else:
+    raise ValueError(f'Unknown optimizer {name!r}: use sgd or adamw.')
+  if weight_decay:
+    optimizer.exclude_from_weight_decay(var_names=['bias', 'gamma', 'beta'])
+  return optimizer

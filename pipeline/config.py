@@ -1,0 +1,233 @@
+"""The one typed configuration of the pipeline, with its presets.
+
+Called by the command line (`pipeline.cli`), by `pipeline.create.create_pipeline`,
+and by the components, which receive the parts they need as plain dicts
+(`dataclasses.asdict`) through their custom configs. Importing this module
+imports nothing heavy: it must stay cheap for `cifar10-tfx --help`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
+               'dog', 'frog', 'horse', 'ship', 'truck')
+IMAGE_SIZE = 32  # px, CIFAR-10 images are 32x32x3
+OFFICIAL_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
+
+
+class ConfigError(ValueError):
+  """A configuration value a user set is unusable; the message says which."""
+
+
+@dataclass
+class DataConfig:
+  source: str = ''  # path or URL; '' = look in the caches, then download
+  cache_dir: str = '~/.keras/datasets'  # where a download is kept
+  validation_fraction: float = 0.1  # of the official training set, per class
+  train_per_class: int = 0  # images per class read from the training set, 0 = all
+  test_per_class: int = 0  # images per class read from the test set, 0 = all
+  split_salt: str = 'cifar10-validation-v1'  # changes which images go to validation
+
+
+@dataclass
+class TrainerConfig:
+  module: str = ''  # dotted path of the trainer module holding run_fn
+  epochs: int = 30  # upper bound; early stopping on validation may end sooner
+  batch_size: int = 128  # images per step
+  optimizer: str = 'sgd'  # 'sgd' (Nesterov momentum) or 'adamw'
+  learning_rate: float = 0.1  # peak rate for 256 images per step, scaled linearly
+  momentum: float = 0.9
+  weight_decay: float = 5e-4  # decoupled for adamw, L2-equivalent for sgd
+  label_smoothing: float = 0.1
+  warmup_epochs: float = 1.0  # linear warm-up, then cosine decay to zero
+  dropout: float = 0.5  # in the dense head
+  early_stopping_patience: int = 0  # epochs without val accuracy gain, 0 = off
+  steps_per_epoch: int = 0  # 0 = one pass over the training split
+  crop_padding: int = 4  # px of padding for the random crop, 0 = no crop
+  horizontal_flip: bool = True
+  rotation_degrees: float = 0.0  # max random rotation, 0 = none
+  input_size: int = IMAGE_SIZE  # px the network sees; images are resized to it
+  weights: str = 'none'  # 'none', 'imagenet' or a path to a .h5/.weights.h5 file
+  head_epochs: int = 0  # epochs training only the head on a frozen base
+  fine_tune_lr_factor: float = 0.1  # learning rate of the full fine-tune phase
+  require_weights: bool = False  # stop when the asked-for weights cannot be had
+  gpus: int = 1  # GPUs requested per Trainer on Kubeflow
+  seed: int = 42
+
+
+@dataclass
+class EvaluationConfig:
+  accuracy_threshold: float = 0.75  # a candidate below this on test is never pushed
+  batch_size: int = 256  # examples per TFMA inference batch
+
+
+@dataclass
+class ServingConfig:
+  directory: str = 'serving_model'  # TF-Serving layout: <directory>/<name>/<version>/
+  model_name: str = 'cifar10'
+
+
+@dataclass
+class PipelineConfig:
+  name: str = 'cifar10-tfx'
+  root: str = 'pipeline_output'  # artifacts and the SQLite ML Metadata store
+  preset: str = 'full'
+  data: DataConfig = field(default_factory=DataConfig)
+  models: dict[str, TrainerConfig] = field(default_factory=dict)
+  evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+  serving: ServingConfig = field(default_factory=ServingConfig)
+  beam_args: list[str] = field(default_factory=lambda: ['--direct_num_workers=1'])
+
+  @property
+  def metadata_path(self) -> str:
+    return f'{self.root}/metadata.sqlite'
+
+
+def _alexnet_full() -> TrainerConfig:
+  return TrainerConfig(
+      module='components.trainers.alexnet', epochs=40, batch_size=256,
+      optimizer='sgd', learning_rate=0.05, weight_decay=5e-4, dropout=0.5,
+      warmup_epochs=2, early_stopping_patience=8)
+
+
+def _vgg16_full() -> TrainerConfig:
+  return TrainerConfig(
+      module='components.trainers.vgg16', epochs=20, batch_size=128,
+      optimizer='sgd', learning_rate=0.02, weight_decay=5e-4, dropout=0.3,
+      warmup_epochs=1, early_stopping_patience=5, input_size=64,
+      weights='imagenet', head_epochs=2, fine_tune_lr_factor=1.0,
+      require_weights=True)
+
+
+def full() -> PipelineConfig:
+  """All of CIFAR-10 and the full training recipe of each model."""
+  return PipelineConfig(preset='full', models={
+      'alexnet': _alexnet_full(), 'vgg16': _vgg16_full()})
+
+
+def quick() -> PipelineConfig:
+  """A CPU smoke run of the same DAG: a few hundred images, short epochs."""
+  config = full()
+  config.preset = 'quick'
+  config.data.train_per_class = 200
+  config.data.test_per_class = 50
+  config.evaluation.accuracy_threshold = 0.1
+  for trainer in config.models.values():
+    trainer.epochs = 1
+    trainer.batch_size = 64
+    trainer.early_stopping_patience = 0
+    trainer.require_weights = False
+    trainer.head_epochs = min(trainer.head_epochs, 1)
+  config.models['alexnet'].learning_rate = 0.02
+  config.models['vgg16'].input_size = 32
+  return config
+
+
+PRESETS = {'full': full, 'quick': quick}
+
+
+def preset(name: str) -> PipelineConfig:
+  if name not in PRESETS:
+    raise ConfigError(
+        f'Unknown preset {name!r}: choose one of {", ".join(PRESETS)}.')
+  return PRESETS[name]()
+
+
+def _coerce(text: str, current, key: str):
+  """Parses `text` into the type of the field's current value."""
+  kind = type(current)
+  try:
+    if kind is bool:
+      lowered = text.strip().lower()
+      if lowered not in ('true', 'false', '1', '0', 'yes', 'no'):
+        raise ValueError(text)
+      return lowered in ('true', '1', 'yes')
+    if kind is list:
+      return [part for part in text.split(',') if part]
+    return kind(text)
+  except ValueError:
+    raise ConfigError(
+        f'--set {key}={text}: expected a value of type {kind.__name__}.'
+    ) from None
+
+
+def apply_override(config: PipelineConfig, assignment: str) -> None:
+  """Applies one `--set key=value`, e.g. `alexnet.epochs=3`."""
+  if '=' not in assignment:
+    raise ConfigError(f'--set {assignment}: write it as key=value, '
+                      'for example --set alexnet.epochs=3.')
+  key, text = assignment.split('=', 1)
+  parts = key.strip().split('.')
+  if parts[0] == 'models':
+    parts = parts[1:]
+  target = config
+  if parts and parts[0] in config.models:
+    target, parts = config.models[parts[0]], parts[1:]
+  for part in parts[:-1]:
+    target = getattr(target, part, None) if dataclasses.is_dataclass(
+        target) and part in {f.name for f in dataclasses.fields(target)} else None
+    if target is None:
+      break
+  leaf = parts[-1] if parts else ''
+  if (target is None or not dataclasses.is_dataclass(target) or
+      leaf not in {f.name for f in dataclasses.fields(target)} or
+      dataclasses.is_dataclass(getattr(target, leaf))):
+    raise ConfigError(f'--set {key}: unknown setting. Known keys: '
+                      f'{", ".join(known_keys(config))}.')
+  setattr(target, leaf, _coerce(text, getattr(target, leaf), key))
+
+
+def known_keys(config: PipelineConfig) -> list[str]:
+  keys = []
+  def walk(obj, prefix):
+    for f in dataclasses.fields(obj):
+      value = getattr(obj, f.name)
+      if dataclasses.is_dataclass(value):
+        walk(value, f'{prefix}{f.name}.')
+      elif f.name != 'models':
+        keys.append(prefix + f.name)
+  walk(config, '')
+  for name, trainer in config.models.items():
+    walk(trainer, f'{name}.')
+  return keys
+
+
+def validate(config: PipelineConfig) -> PipelineConfig:
+  """Raises ConfigError naming the first unusable value."""
+  def check(ok: bool, message: str):
+    if not ok:
+      raise ConfigError(message)
+  check(bool(config.models), 'No models configured: the pipeline needs one.')
+  check(0.0 < config.data.validation_fraction < 1.0,
+        'data.validation_fraction must lie strictly between 0 and 1.')
+  check(config.data.train_per_class >= 0 and config.data.test_per_class >= 0,
+        'data.train_per_class and data.test_per_class must be >= 0 (0 = all).')
+  check(0.0 <= config.evaluation.accuracy_threshold <= 1.0,
+        'evaluation.accuracy_threshold must lie in [0, 1].')
+  check(config.evaluation.batch_size > 0, 'evaluation.batch_size must be > 0.')
+  check(bool(config.serving.model_name.strip()),
+        'serving.model_name must not be empty.')
+  for name, t in config.models.items():
+    check(name.isidentifier(), f'Model name {name!r} must be an identifier.')
+    check(bool(t.module), f'{name}.module must name the trainer module.')
+    check(t.epochs >= 1, f'{name}.epochs must be >= 1, got {t.epochs}.')
+    check(t.batch_size >= 1, f'{name}.batch_size must be >= 1.')
+    check(t.learning_rate > 0, f'{name}.learning_rate must be > 0.')
+    check(t.optimizer in ('sgd', 'adamw'),
+          f'{name}.optimizer must be sgd or adamw, got {t.optimizer!r}.')
+    check(0.0 <= t.dropout < 1.0, f'{name}.dropout must lie in [0, 1).')
+    check(0.0 <= t.label_smoothing < 1.0,
+          f'{name}.label_smoothing must lie in [0, 1).')
+    check(t.weight_decay >= 0 and t.warmup_epochs >= 0,
+          f'{name}.weight_decay and {name}.warmup_epochs must be >= 0.')
+    check(t.input_size >= 32 and t.input_size % 32 == 0,
+          f'{name}.input_size must be a multiple of 32 (32, 64, 96 ...).')
+    check(0 <= t.head_epochs < t.epochs or t.head_epochs == 0,
+          f'{name}.head_epochs must be smaller than {name}.epochs.')
+    check(t.steps_per_epoch >= 0 and t.early_stopping_patience >= 0,
+          f'{name}.steps_per_epoch and early_stopping_patience must be >= 0.')
+    check(t.crop_padding >= 0 and t.rotation_degrees >= 0,
+          f'{name}.crop_padding and rotation_degrees must be >= 0.')
+  return config

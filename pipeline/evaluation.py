@@ -1,0 +1,39 @@
+"""The TFMA evaluation configuration shared by every candidate's Evaluator.
+
+Called by `pipeline/create.py`; read back by `components/selector.py` (the
+metric named `accuracy`) and by the run summary.
+"""
+
+from __future__ import annotations
+
+import json
+
+LABEL_KEY = 'label'
+PREDICTION_KEY = 'probabilities'
+
+
+def eval_config(accuracy_threshold: float, num_classes: int = 10):
+  import tensorflow_model_analysis as tfma
+  accuracy = tfma.MetricConfig(
+      class_name='SparseCategoricalAccuracy',
+      config=json.dumps({'name': 'accuracy'}),
+      threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+          lower_bound={'value': accuracy_threshold})))
+  overall = tfma.MetricsSpec(metrics=[
+      tfma.MetricConfig(class_name='ExampleCount'),
+      accuracy,
+      tfma.MetricConfig(class_name='SparseCategoricalCrossentropy',
+                        config=json.dumps({'name': 'loss'})),
+      tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
+  ])
+  per_class = tfma.MetricsSpec(
+      metrics=[tfma.MetricConfig(class_name='Precision'),
+               tfma.MetricConfig(class_name='Recall')],
+      binarize=tfma.BinarizationOptions(
+          class_ids={'values': list(range(num_classes))}))
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(signature_name='serving_default',
+                                  label_key=LABEL_KEY,
+                                  prediction_key=PREDICTION_KEY)],
+      slicing_specs=[tfma.SlicingSpec()],
+      metrics_specs=[overall, per_class])

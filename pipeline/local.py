@@ -1,0 +1,126 @@
+"""Runs the pipeline locally: LocalDagRunner, SQLite ML Metadata, Beam DirectRunner.
+
+Called by `pipeline/cli.py` (`cifar10-tfx run`) and by the end-to-end tests.
+Holds a lock on the pipeline root for the run, shows one line per component
+as it starts and ends, turns the failures a user can cause into one message,
+and ends with a summary read from ML Metadata.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+
+from pipeline import runs
+from pipeline.config import PipelineConfig
+
+
+class RunFailed(RuntimeError):
+  """The run stopped for a reason the user can act on; str() says what."""
+
+
+class _ComponentLines(logging.Filter):
+  """Lets through component start/end lines (with durations) and warnings."""
+
+  def __init__(self, echo):
+    super().__init__()
+    self.echo, self.started, self.cached = echo, {}, set()
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    if message.startswith('Component ') and message.endswith(' is running.'):
+      node = message.split()[1]
+      self.started[node] = time.time()
+      self.echo(f'[{time.strftime("%H:%M:%S")}] {node} ...')
+    elif message.startswith('Component ') and message.endswith(' is finished.'):
+      node = message.split()[1]
+      seconds = time.time() - self.started.get(node, time.time())
+      state = 'cached' if node in self.cached else 'done'
+      self.echo(f'[{time.strftime("%H:%M:%S")}] {node} {state} in {seconds:.1f} s')
+    elif message.startswith('A cached execution'):
+      self.cached.update(self.started)
+    elif record.name.startswith(('components', 'pipeline')) or (
+        record.levelno >= logging.WARNING and 'deprecat' not in message.lower()):
+      return True
+    return False
+
+
+def _lock(root: str):
+  os.makedirs(root, exist_ok=True)
+  handle = open(os.path.join(root, '.lock'), 'w')
+  try:
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    handle.close()
+    raise RunFailed(f'Another run holds this root ({os.path.abspath(root)}). '
+                    'Wait for it to finish, or pass another --root.') from None
+  return handle
+
+
+def user_message(error: BaseException) -> str | None:
+  """The one-line-or-so message for failures a user caused, else None."""
+  from components.data_gate import MARKER
+  from components.ingest.sources import find_data_error
+  found = find_data_error(error)
+  if found:
+    return f'Bad data: {found}'
+  text = str(error)
+  while error is not None and MARKER not in text:
+    error = error.__cause__ or error.__context__
+    text = str(error) if error is not None else ''
+  if MARKER in text:
+    return text[text.index(MARKER):]
+  return None
+
+
+def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
+  """Runs the DAG once; raises RunFailed with a clear message on bad input."""
+  from tfx import v1 as tfx
+
+  from pipeline.create import create_pipeline
+
+  handle = _lock(config.root)
+  line_filter = _ComponentLines(echo)
+  handler = logging.StreamHandler()
+  handler.addFilter(line_filter)
+  root_logger = logging.getLogger()
+  saved = (root_logger.handlers[:], root_logger.level)
+  root_logger.handlers[:] = [handler]
+  root_logger.setLevel(logging.INFO)
+  try:
+    pipeline = create_pipeline(config, source)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+  except Exception as error:  # pylint: disable=broad-except
+    message = user_message(error)
+    if message:
+      raise RunFailed(message) from None
+    raise
+  finally:
+    root_logger.handlers[:], _ = saved
+    root_logger.setLevel(saved[1])
+    handle.close()
+  return runs.list_runs(os.path.abspath(config.metadata_path))[0]
+
+
+def summary(record: runs.RunRecord) -> str:
+  """Data counts, per-component times, test accuracy per model, the push."""
+  lines = [f'Run {record.run_id}']
+  counts = runs.split_counts(record)
+  if counts:
+    lines.append('Data: ' + ', '.join(f'{k} {v}' for k, v in counts.items()))
+  lines.append('Components (wall time):')
+  for node in record.nodes:
+    lines.append(f'  {node.node_id:<22} {node.state.lower():<9} '
+                 f'{node.seconds:8.1f} s')
+  decision = runs.decision(record)
+  if decision:
+    for c in decision['candidates']:
+      lines.append(f'Test accuracy {c["name"]:<8} {c["accuracy"]:.4f} '
+                   f'({"passed" if c["blessed"] else "failed"} thresholds)')
+    if decision['chosen']:
+      lines.append(f'Pushed {decision["chosen"]} to {decision["destination"]}')
+    else:
+      lines.append(f'Nothing pushed: {decision["reason"]}')
+  return '\n'.join(lines)

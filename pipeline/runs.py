@@ -1,0 +1,106 @@
+"""Reads what a pipeline run did back out of ML Metadata.
+
+Called by `pipeline/local.py` for the end-of-run summary (and by the `runs`
+and `report` commands to come). Everything is found through MLMD's contexts,
+executions and events, never by guessing paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+STATE_NAMES = {0: 'UNKNOWN', 1: 'NEW', 2: 'RUNNING', 3: 'COMPLETE',
+               4: 'FAILED', 5: 'CACHED', 6: 'CANCELED'}
+
+
+@dataclasses.dataclass
+class NodeRun:
+  node_id: str
+  state: str
+  seconds: float
+  outputs: dict  # output key -> list of artifact protos
+
+
+@dataclasses.dataclass
+class RunRecord:
+  run_id: str
+  started: float  # seconds since the epoch
+  nodes: list[NodeRun]
+
+  def node(self, node_id: str) -> NodeRun | None:
+    return next((n for n in self.nodes if n.node_id == node_id), None)
+
+
+def open_store(metadata_path: str):
+  from ml_metadata import metadata_store
+  from ml_metadata.proto import metadata_store_pb2
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = metadata_path
+  config.sqlite.connection_mode = 1  # READONLY
+  return metadata_store.MetadataStore(config)
+
+
+def _outputs(store, execution_id: int) -> dict:
+  from ml_metadata.proto import metadata_store_pb2
+  events = [e for e in store.get_events_by_execution_ids([execution_id])
+            if e.type in (metadata_store_pb2.Event.OUTPUT,
+                          metadata_store_pb2.Event.DECLARED_OUTPUT)]
+  artifacts = {a.id: a for a in store.get_artifacts_by_id(
+      [e.artifact_id for e in events])}
+  outputs: dict = {}
+  for event in events:
+    key = event.path.steps[0].key if event.path.steps else ''
+    outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+  return outputs
+
+
+def list_runs(metadata_path: str) -> list[RunRecord]:
+  """Every pipeline run in the store, newest first."""
+  if not os.path.exists(metadata_path):
+    return []
+  store = open_store(metadata_path)
+  records = []
+  for context in store.get_contexts_by_type('pipeline_run'):
+    nodes = []
+    executions = store.get_executions_by_context(context.id)
+    for execution in sorted(executions, key=lambda e: e.create_time_since_epoch):
+      node_contexts = [c for c in store.get_contexts_by_execution(execution.id)
+                       if c.type_id != context.type_id and '.' in c.name]
+      node_id = (node_contexts[0].name.split('.', 1)[1] if node_contexts
+                 else execution.name)
+      seconds = (execution.last_update_time_since_epoch -
+                 execution.create_time_since_epoch) / 1000.0
+      nodes.append(NodeRun(node_id, STATE_NAMES.get(
+          execution.last_known_state, '?'), seconds, _outputs(store, execution.id)))
+    records.append(RunRecord(context.name, context.create_time_since_epoch / 1e3,
+                             nodes))
+  return sorted(records, key=lambda r: r.started, reverse=True)
+
+
+def decision(record: RunRecord) -> dict | None:
+  """The ModelSelector's decision of this run, as recorded in MLMD."""
+  node = record.node('ModelSelector')
+  if not node or not node.outputs.get('pushed_model'):
+    return None
+  artifact = node.outputs['pushed_model'][0]
+  if 'decision' not in artifact.custom_properties:
+    return None
+  return json.loads(artifact.custom_properties['decision'].string_value)
+
+
+def split_counts(record: RunRecord) -> dict[str, int]:
+  """Examples per split, from StatisticsGen's output."""
+  node = record.node('StatisticsGen')
+  if not node or not node.outputs.get('statistics'):
+    return {}
+  import tensorflow_data_validation as tfdv
+  uri = node.outputs['statistics'][0].uri
+  counts = {}
+  for split in sorted(os.listdir(uri)):
+    path = os.path.join(uri, split, 'FeatureStats.pb')
+    if split.startswith('Split-') and os.path.exists(path):
+      stats = tfdv.load_stats_binary(path)
+      counts[split[len('Split-'):]] = int(stats.datasets[0].num_examples)
+  return counts

@@ -1,0 +1,50 @@
+"""Shared fixtures: small synthetic CIFAR-like images that tests turn into data sets.
+
+Used by the tests of every package. Images are random but class-dependent
+(each class has its own mean colour), so a model can learn them quickly.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np
+import pytest
+
+CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
+               'dog', 'frog', 'horse', 'ship', 'truck')
+
+
+def synthetic_images(n_per_class: int, seed: int = 0):
+  """uint8 images [N, 32, 32, 3] and int labels; class k is tinted by k."""
+  rng = np.random.default_rng(seed)
+  images, labels = [], []
+  for label in range(10):
+    base = np.array([(label * 25) % 256, (label * 70) % 256, 255 - label * 25])
+    noise = rng.integers(-60, 60, size=(n_per_class, 32, 32, 3))
+    images.append(np.clip(base + noise, 0, 255).astype(np.uint8))
+    labels += [label] * n_per_class
+  return np.concatenate(images), np.array(labels)
+
+
+def write_image_tree(root, n_train: int, n_test: int, seed: int = 0,
+                     fmt: str = 'png') -> str:
+  """Writes train/<class>/NNNN.<fmt> and test/<class>/NNNN.<fmt> under root."""
+  from PIL import Image
+  for split, n in (('train', n_train), ('test', n_test)):
+    images, labels = synthetic_images(n, seed + (split == 'test'))
+    counters = {}
+    for image, label in zip(images, labels):
+      folder = os.path.join(root, split, CLASS_NAMES[label])
+      os.makedirs(folder, exist_ok=True)
+      index = counters.get(label, 0)
+      counters[label] = index + 1
+      Image.fromarray(image).save(os.path.join(folder, f'{index:04d}.{fmt}'))
+  return str(root)
+
+
+@pytest.fixture
+def image_tree(tmp_path):
+  return write_image_tree(tmp_path / 'cifar', n_train=6, n_test=2)
