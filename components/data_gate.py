@@ -7,7 +7,6 @@ and the Trainers take their schema from here, so they cannot start before it)
 or fails the run with one message that lists every anomaly.
 """
 
-from __future__ import annotations
 
 import os
 

@@ -79,9 +79,9 @@ def read_accuracy(evaluation_uri: str) -> float:
   import tensorflow_model_analysis as tfma
   for metrics in tfma.load_metrics(evaluation_uri):
     if not metrics.slice_key.single_slice_keys:
-      for key, value in metrics.metric_keys_and_values:
-        if key.name == METRIC:
-          return float(value.value.double_value.value)
+      for entry in metrics.metric_keys_and_values:
+        if entry.key.name == METRIC:
+          return float(entry.value.double_value.value)
   raise ValueError(f'No overall {METRIC!r} metric in {evaluation_uri}.')
 
 

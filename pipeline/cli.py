@@ -115,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _known_error(error: Exception) -> str | None:
   """The message of an error the user can act on, else None."""
-  kinds = {'DataError', 'WeightsUnavailable', 'RunFailed'}
-  if type(error).__name__ in kinds:
+  from components.ingest.sources import find_data_error
+  data_error = find_data_error(error)
+  if data_error:
+    return f'bad data: {data_error}'
+  if type(error).__name__ in ('WeightsUnavailable', 'RunFailed'):
     return str(error)
   return None
 

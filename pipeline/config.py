@@ -119,7 +119,7 @@ def quick() -> PipelineConfig:
     trainer.batch_size = 64
     trainer.early_stopping_patience = 0
     trainer.require_weights = False
-    trainer.head_epochs = min(trainer.head_epochs, 1)
+    trainer.head_epochs = 0
   config.models['alexnet'].learning_rate = 0.02
   config.models['vgg16'].input_size = 32
   return config

@@ -42,7 +42,7 @@ class _ComponentLines(logging.Filter):
     elif message.startswith('A cached execution'):
       self.cached.update(self.started)
     elif record.name.startswith(('components', 'pipeline')) or (
-        record.levelno >= logging.WARNING and 'deprecat' not in message.lower()):
+        record.levelno >= logging.ERROR):
       return True
     return False
 

@@ -27,8 +27,8 @@ def random_crop_flip(images, seed, *, padding: int = 4, flip: bool = True,
 
   Args:
     images: float [B, H, W, C].
-    seed: an int32 tensor of shape [2] (e.g. [run seed, step]): the same seed
-      gives the same augmentation, so a resumed run repeats itself exactly.
+    seed: a `keras.random.SeedGenerator` (each call draws fresh randomness
+      from it) or an int (the same int gives the same augmentation).
     padding: px of zero padding on each side before the crop (0 = no crop).
     flip: flip each image left-right with probability 1/2.
     rotation_degrees: rotate each image by up to this many degrees (0 = off).
@@ -39,8 +39,9 @@ def random_crop_flip(images, seed, *, padding: int = 4, flip: bool = True,
   dtype = images.dtype
   batch = ops.shape(images)[0]
   height, width = images.shape[1], images.shape[2]
-  seed = ops.cast(seed, 'int32')
-  seeds = [seed + ops.convert_to_tensor([0, k], 'int32') for k in range(4)]
+  if not isinstance(seed, keras.random.SeedGenerator):
+    seed = keras.random.SeedGenerator(seed)
+  seeds = [seed] * 4
   x = ops.cast(images, 'float32')
   if padding:
     padded = ops.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]])

@@ -135,6 +135,8 @@ def make_run_fn(build: Builder) -> Callable:
     train_examples = data.load_split(fn_args.train_files, spec, num_classes)
     val_examples = data.load_split(fn_args.eval_files, spec, num_classes)
     n_train, n_val = data.count(train_examples), data.count(val_examples)
+    val_examples = val_examples.apply(
+        tf.data.experimental.assert_cardinality(n_val))
     mean, std = export.channel_stats(tft_output)
     logging.info('%s: %d training and %d validation images; %s', name,
                  n_train, n_val, plan.description)

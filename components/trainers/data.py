@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 
+import keras
 import tensorflow as tf
 
 from components.trainers import augment
@@ -58,23 +59,20 @@ def training_batches(examples: tf.data.Dataset, *, num_examples: int,
                      ) -> tf.data.Dataset:
   """Endless shuffled, augmented batches of exactly `batch_size` examples.
 
-  Each epoch reshuffles; the augmentation seed is (seed, global step), so the
-  stream is reproducible.
+  Each epoch reshuffles; augmentation draws from a seeded generator.
   """
   dataset = (examples.shuffle(num_examples, seed=seed,
                               reshuffle_each_iteration=True)
              .batch(batch_size, drop_remainder=True).repeat())
   if crop_padding or horizontal_flip or rotation_degrees:
-    def augment_batch(step, batch):
-      images, labels = batch
-      step_seed = tf.stack([tf.constant(seed, tf.int32),
-                            tf.cast(step, tf.int32)])
+    generator = keras.random.SeedGenerator(seed)
+
+    def augment_batch(images, labels):
       images = augment.random_crop_flip(
-          images, step_seed, padding=crop_padding, flip=horizontal_flip,
+          images, generator, padding=crop_padding, flip=horizontal_flip,
           rotation_degrees=rotation_degrees)
       return images, labels
-    dataset = dataset.enumerate().map(augment_batch,
-                                      num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -1,0 +1,1 @@
+"""The model builders and the trainer modules (`run_fn`) of the pipeline."""

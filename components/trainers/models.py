@@ -1,0 +1,257 @@
+"""The two CIFAR-10 networks, and where the VGG16 ImageNet weights come from.
+
+Called by the trainer modules (`components.trainers.alexnet` and `.vgg16`,
+whose `run_fn` the TFX Trainer runs) and by the tests. The builders are pure
+functions returning a Keras 3 model; they use only `keras.layers`/`keras.ops`,
+so they build under any Keras backend. Images are channels-last.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+from keras import layers, ops
+
+_LOG = logging.getLogger(__name__)
+
+VGG16_NOTOP_FILE = 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5'
+VGG16_NOTOP_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/'
+                   'vgg16/' + VGG16_NOTOP_FILE)
+VGG16_NOTOP_MD5 = '6d6bbae143d832006294945121d1f1fc'  # as keras.applications
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)  # caffe-style preprocessing
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # RGB, in [0, 1] units
+CIFAR10_STD = (0.247, 0.243, 0.261)
+
+
+def _check(ok: bool, message: str) -> None:
+  if not ok:
+    raise ValueError(message)
+
+
+def _check_common(num_classes: int, dropout: float) -> None:
+  _check(isinstance(num_classes, int) and num_classes >= 2,
+         f'num_classes must be an integer >= 2, got {num_classes!r}.')
+  _check(0.0 <= dropout < 1.0, f'dropout must be in [0, 1), got {dropout!r}.')
+  _check(keras.config.image_data_format() == 'channels_last',
+         'The models need keras.config.image_data_format() == "channels_last".')
+
+
+def _classifier(x, num_classes: int):
+  """Dense logits, then a softmax that computes in float32 (mixed precision)."""
+  x = layers.Dense(num_classes, name='logits')(x)
+  return layers.Activation('softmax', dtype='float32', name='predictions')(x)
+
+
+def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
+                  dropout: float = 0.5) -> keras.Model:
+  """AlexNet of the reference study, adapted to 32x32 CIFAR-10 images.
+
+  conv1 96 5x5 - pool1 - conv2 256 5x5 - pool2 - conv3 384 3x3 - conv4 384 3x3
+  - conv5 256 3x3 - pool3 - flatten - fc6 4096 - fc7 4096 - logits - predictions.
+  Convolutions use 'same' padding; pools are 2x2 max-pools, stride 2.
+  Each conv and hidden dense layer is `Conv/Dense (no bias) -> BN -> ReLU`
+  (layers convN/bnN/reluN, fc6/bn6/relu6, fc7/bn7/relu7). Dropout sits where
+  the original AlexNet has it, on the outputs of the hidden dense layers
+  (dropout6 after relu6 feeds fc7, dropout7 after relu7 feeds the classifier),
+  never between a layer and its BN, so BN statistics stay those of the
+  undropped activations. `logits` (Dense, with bias) is followed by the
+  float32 softmax `predictions`.
+
+  Args:
+    num_classes: outputs of the classifier, >= 2.
+    input_shape: (height, width, 3); each side >= 8 (three 2x2 pools).
+    dropout: rate of dropout6 and dropout7, in [0, 1).
+
+  Returns:
+    A Keras model named 'alexnet' mapping per-channel normalised float images
+    (mean 0, std 1) to class probabilities (float32).
+  """
+  _check_common(num_classes, dropout)
+  input_shape = tuple(input_shape)
+  _check(len(input_shape) == 3 and input_shape[-1] == 3
+         and all(isinstance(s, int) and s >= 8 for s in input_shape[:2]),
+         f'input_shape must be (height, width, 3) with sides >= 8, '
+         f'got {input_shape!r}.')
+
+  def conv_bn_relu(x, index: int, filters: int, kernel: int):
+    x = layers.Conv2D(filters, kernel, padding='same', use_bias=False,
+                      name=f'conv{index}')(x)
+    x = layers.BatchNormalization(name=f'bn{index}')(x)
+    return layers.ReLU(name=f'relu{index}')(x)
+
+  def dense_bn_relu(x, index: int):
+    x = layers.Dense(4096, use_bias=False, name=f'fc{index}')(x)
+    x = layers.BatchNormalization(name=f'bn{index}')(x)
+    x = layers.ReLU(name=f'relu{index}')(x)
+    return layers.Dropout(dropout, name=f'dropout{index}')(x)
+
+  inputs = keras.Input(shape=input_shape, name='image')
+  x = conv_bn_relu(inputs, 1, 96, 5)
+  x = layers.MaxPooling2D(2, name='pool1')(x)
+  x = conv_bn_relu(x, 2, 256, 5)
+  x = layers.MaxPooling2D(2, name='pool2')(x)
+  x = conv_bn_relu(x, 3, 384, 3)
+  x = conv_bn_relu(x, 4, 384, 3)
+  x = conv_bn_relu(x, 5, 256, 3)
+  x = layers.MaxPooling2D(2, name='pool3')(x)
+  x = layers.Flatten(name='flatten')(x)
+  x = dense_bn_relu(x, 6)
+  x = dense_bn_relu(x, 7)
+  return keras.Model(inputs, _classifier(x, num_classes), name='alexnet')
+
+
+@keras.saving.register_keras_serializable(package='cifar10_tfx')
+class VGGPreprocessing(layers.Layer):
+  """Per-channel normalised RGB in [0, 1] units -> VGG16's caffe-style input.
+
+  Computes `(x * std + mean) * 255`, reverses RGB to BGR and subtracts the
+  ImageNet BGR means, exactly as `keras.applications.vgg16.preprocess_input`
+  does on a 0-255 RGB image. No weights; the constants live in the config.
+  """
+
+  def __init__(self, pixel_mean: Sequence[float] = CIFAR10_MEAN,
+               pixel_std: Sequence[float] = CIFAR10_STD, **kwargs):
+    super().__init__(**kwargs)
+    self.pixel_mean = tuple(float(v) for v in pixel_mean)
+    self.pixel_std = tuple(float(v) for v in pixel_std)
+    # After the flip, BGR channel c is RGB channel 2 - c: one affine map.
+    self._scale = tuple(255.0 * s for s in reversed(self.pixel_std))
+    self._offset = tuple(255.0 * m - b for m, b in
+                         zip(reversed(self.pixel_mean), IMAGENET_BGR_MEAN))
+
+  def call(self, inputs):
+    x = ops.cast(ops.flip(inputs, axis=-1), self.compute_dtype)
+    scale = ops.convert_to_tensor(self._scale, dtype=self.compute_dtype)
+    return x * scale + ops.convert_to_tensor(self._offset, dtype=self.compute_dtype)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    return {**super().get_config(), 'pixel_mean': list(self.pixel_mean),
+            'pixel_std': list(self.pixel_std)}
+
+
+def build_vgg16(*, num_classes: int = 10, input_size: int = 32,
+                weights_path: str | None = None, dropout: float = 0.3,
+                pixel_mean=CIFAR10_MEAN, pixel_std=CIFAR10_STD) -> keras.Model:
+  """VGG16's convolutional base (ImageNet-ready) with a small CIFAR-10 head.
+
+  image (32x32x3, normalised with pixel_mean/pixel_std) -> `vgg_preprocess`
+  (VGGPreprocessing: back to 0-255, RGB->BGR, minus ImageNet BGR means) ->
+  `resize` (bilinear, only when input_size != 32) -> `vgg16` (the
+  keras.applications base without top, always called with training=False) ->
+  `avg_pool` (global average) -> `head_dropout` -> `logits` -> `predictions`
+  (float32 softmax). The head's size does not depend on input_size.
+
+  Args:
+    num_classes: outputs of the classifier, >= 2.
+    input_size: side in px the base sees; a multiple of 32, >= 32.
+    weights_path: weights file of the base (the official legacy
+      `..._notop.h5`, or a Keras 3 `.weights.h5`); None = random init.
+      Use `resolve_vgg16_weights` to turn a config value into a path.
+    dropout: rate of head_dropout, in [0, 1).
+    pixel_mean, pixel_std: RGB normalisation of the input, in [0, 1] units.
+
+  Returns:
+    A Keras model named 'vgg16_cifar10' whose sub-model 'vgg16' is the base.
+  """
+  _check_common(num_classes, dropout)
+  _check(isinstance(input_size, int) and input_size >= 32 and input_size % 32 == 0,
+         f'input_size must be a multiple of 32 and >= 32, got {input_size!r}.')
+  _check(len(pixel_mean) == 3 and len(pixel_std) == 3 and min(pixel_std) > 0,
+         f'pixel_mean/pixel_std need 3 values (RGB), std > 0: got '
+         f'{pixel_mean!r}, {pixel_std!r}.')
+  if weights_path is not None and not os.path.isfile(weights_path):
+    raise WeightsUnavailable(f'VGG16 weights file {weights_path!r} does not exist.')
+  base = keras.applications.VGG16(include_top=False, weights=weights_path,
+                                  input_shape=(input_size, input_size, 3))
+  inputs = keras.Input(shape=(32, 32, 3), name='image')
+  x = VGGPreprocessing(pixel_mean, pixel_std, name='vgg_preprocess')(inputs)
+  if input_size != 32:
+    x = layers.Resizing(input_size, input_size, interpolation='bilinear',
+                        name='resize')(x)
+  x = base(x, training=False)
+  x = layers.GlobalAveragePooling2D(name='avg_pool')(x)
+  x = layers.Dropout(dropout, name='head_dropout')(x)
+  return keras.Model(inputs, _classifier(x, num_classes), name='vgg16_cifar10')
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+  """Which VGG16 base weights a run uses; `origin` goes to logs."""
+  path: str | None  # file to load, None = random init
+  origin: str  # 'imagenet (<file>)', 'file <file>', 'random (asked for ...)', 'random'
+  pretrained: bool
+
+
+class WeightsUnavailable(RuntimeError):
+  """The asked-for weights cannot be had; the message says how to fix it."""
+
+
+def _keras_models_dir(cache_dir: str | None) -> str:
+  home = cache_dir or os.environ.get('KERAS_HOME') or '~/.keras'
+  return os.path.join(os.path.expanduser(home), 'models')
+
+
+def resolve_vgg16_weights(spec: str, *, require: bool,
+                          cache_dir: str | None = None) -> WeightsChoice:
+  """Turns `TrainerConfig.weights` into the weights file `build_vgg16` loads.
+
+  Args:
+    spec: 'none' (random init), 'imagenet' (the official no-top file, from the
+      Keras cache or downloaded into it) or a path to a .h5/.weights.h5 file.
+    require: with 'imagenet', raise WeightsUnavailable when the file cannot be
+      had; otherwise warn loudly and fall back to random init.
+    cache_dir: Keras home to use instead of $KERAS_HOME or ~/.keras; the file
+      is looked for in `<cache_dir>/models/` and in `<cache_dir>/` itself.
+
+  Raises:
+    WeightsUnavailable: an explicit path that does not exist, or 'imagenet'
+      unobtainable with require=True.
+    ValueError: an unknown word.
+  """
+  word = spec.strip()
+  if word.lower() == 'none':
+    return WeightsChoice(None, 'random', False)
+  if word.lower() != 'imagenet':
+    if os.sep not in word and not word.endswith(('.h5', '.hdf5')):
+      raise ValueError(f'Unknown VGG16 weights {spec!r}: use "none", "imagenet" '
+                       'or the path of a .h5 / .weights.h5 file.')
+    path = os.path.abspath(os.path.expanduser(word))
+    if not os.path.isfile(path):
+      raise WeightsUnavailable(f'VGG16 weights file {path} does not exist. Fix '
+                               '`--set vgg16.weights=...` or use "none".')
+    return WeightsChoice(path, f'file {path}', True)
+
+  models_dir = _keras_models_dir(cache_dir)
+  extra = ([os.path.expanduser(cache_dir)] if cache_dir else [] if os.environ.get(
+      'KERAS_HOME') else ['/tmp/.keras/models'])  # Keras's pick when ~ is read-only
+  for path in (os.path.join(d, VGG16_NOTOP_FILE) for d in [models_dir, *extra]):
+    if os.path.isfile(path):
+      return WeightsChoice(path, f'imagenet ({path})', True)
+  try:  # into models_dir (get_file would use /tmp/.keras if it were missing)
+    os.makedirs(models_dir, exist_ok=True)
+    path = keras.utils.get_file(
+        VGG16_NOTOP_FILE, VGG16_NOTOP_URL, cache_subdir='models',
+        file_hash=VGG16_NOTOP_MD5, cache_dir=os.path.dirname(models_dir))
+    return WeightsChoice(path, f'imagenet ({path})', True)
+  except Exception as error:  # offline, proxy, disk: all mean "not here"
+    reason = f'{type(error).__name__}: {error}'
+  fix = (f'Download {VGG16_NOTOP_URL} and put it in {models_dir}/ under the name '
+         f'{VGG16_NOTOP_FILE}, or pass `--set vgg16.weights=/path/file.h5`, '
+         'or `--set vgg16.weights=none` to train from scratch.')
+  if require:
+    raise WeightsUnavailable(f'VGG16 ImageNet weights {VGG16_NOTOP_FILE} are not '
+                             f'in {models_dir}/ and the download failed '
+                             f'({reason}). {fix}')
+  banner = '!' * 72
+  _LOG.warning('\n%s\n!! VGG16 ImageNet weights UNAVAILABLE: training from '
+               'RANDOM INIT.\n!! Download failed: %s\n!! %s\n%s',
+               banner, reason, fix, banner)
+  return WeightsChoice(None, f'random (asked for imagenet, unavailable: {reason})',
+                       False)

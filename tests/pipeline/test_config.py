@@ -1,0 +1,61 @@
+"""The typed configuration: presets, --set overrides, validation messages."""
+
+import pytest
+
+from pipeline import config as config_lib
+
+
+def test_presets_share_models_and_quick_is_small():
+  full, quick = config_lib.preset('full'), config_lib.preset('quick')
+  assert set(full.models) == set(quick.models) == {'alexnet', 'vgg16'}
+  assert full.data.train_per_class == 0 and 0 < quick.data.train_per_class <= 500
+  assert all(t.epochs == 1 for t in quick.models.values())
+  assert full.models['vgg16'].weights == 'imagenet'
+  assert full.models['vgg16'].require_weights
+  assert not quick.models['vgg16'].require_weights
+
+
+@pytest.mark.parametrize('assignment, getter, expected', [
+    ('alexnet.epochs=3', lambda c: c.models['alexnet'].epochs, 3),
+    ('models.vgg16.learning_rate=0.5', lambda c: c.models['vgg16'].learning_rate, 0.5),
+    ('vgg16.horizontal_flip=false', lambda c: c.models['vgg16'].horizontal_flip, False),
+    ('evaluation.accuracy_threshold=0.9', lambda c: c.evaluation.accuracy_threshold, 0.9),
+    ('data.train_per_class=7', lambda c: c.data.train_per_class, 7),
+    ('beam_args=--a=1,--b=2', lambda c: c.beam_args, ['--a=1', '--b=2']),
+])
+def test_set_overrides_typed_fields(assignment, getter, expected):
+  config = config_lib.preset('full')
+  config_lib.apply_override(config, assignment)
+  assert getter(config) == expected
+
+
+@pytest.mark.parametrize('assignment, message', [
+    ('alexnet.epoch=3', 'unknown setting'),
+    ('resnet.epochs=3', 'unknown setting'),
+    ('alexnet.epochs=three', 'expected a value of type int'),
+    ('alexnet.horizontal_flip=maybe', 'expected a value of type bool'),
+    ('alexnet', 'key=value'),
+    ('data=1', 'unknown setting'),
+])
+def test_set_rejects_bad_keys_and_values(assignment, message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.apply_override(config_lib.preset('full'), assignment)
+
+
+@pytest.mark.parametrize('assignment, message', [
+    ('alexnet.epochs=-1', 'epochs must be >= 1'),
+    ('evaluation.accuracy_threshold=1.5', r'accuracy_threshold must lie in \[0, 1\]'),
+    ('vgg16.optimizer=rmsprop', 'optimizer must be sgd or adamw'),
+    ('vgg16.input_size=50', 'multiple of 32'),
+    ('data.validation_fraction=0', 'validation_fraction'),
+])
+def test_validate_names_the_bad_value(assignment, message):
+  config = config_lib.preset('full')
+  config_lib.apply_override(config, assignment)
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(config)
+
+
+def test_unknown_preset():
+  with pytest.raises(config_lib.ConfigError, match='Unknown preset'):
+    config_lib.preset('huge')
