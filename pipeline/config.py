@@ -120,7 +120,7 @@ def quick() -> PipelineConfig:
     trainer.early_stopping_patience = 0
     trainer.require_weights = False
     trainer.head_epochs = 0
-  config.models['alexnet'].learning_rate = 0.02
+    trainer.warmup_epochs = 0.3
   config.models['vgg16'].input_size = 32
   return config
 

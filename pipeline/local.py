@@ -82,13 +82,18 @@ def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
   from pipeline.create import create_pipeline
 
   handle = _lock(config.root)
-  line_filter = _ComponentLines(echo)
   handler = logging.StreamHandler()
-  handler.addFilter(line_filter)
-  root_logger = logging.getLogger()
-  saved = (root_logger.handlers[:], root_logger.level)
-  root_logger.handlers[:] = [handler]
-  root_logger.setLevel(logging.INFO)
+  handler.addFilter(_ComponentLines(echo))
+  # TFX logs through absl's logger, the project through its module loggers;
+  # both go to the filtering handler only, TensorFlow's chatter is cut.
+  saved = []
+  for name, level in (('absl', logging.INFO), ('components', logging.INFO),
+                      ('pipeline', logging.INFO), ('tensorflow', logging.ERROR)):
+    logger = logging.getLogger(name)
+    saved.append((logger, logger.handlers[:], logger.level, logger.propagate))
+    logger.handlers[:] = [handler] if name != 'tensorflow' else logger.handlers
+    logger.setLevel(level)
+    logger.propagate = False
   try:
     pipeline = create_pipeline(config, source)
     tfx.orchestration.LocalDagRunner().run(pipeline)
@@ -98,8 +103,9 @@ def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
       raise RunFailed(message) from None
     raise
   finally:
-    root_logger.handlers[:], _ = saved
-    root_logger.setLevel(saved[1])
+    for logger, handlers, level, propagate in saved:
+      logger.handlers[:], logger.level, logger.propagate = (
+          handlers, level, propagate)
     handle.close()
   return runs.list_runs(os.path.abspath(config.metadata_path))[0]
 

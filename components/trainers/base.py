@@ -24,6 +24,8 @@ import tensorflow_transform as tft
 from components.trainers import data, device, export, schedule
 from pipeline.config import TrainerConfig
 
+_log = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass
 class Built:
@@ -108,7 +110,7 @@ def train(built: Built, config: TrainerConfig, train_examples, n_train: int,
     if config.early_stopping_patience:
       callbacks.append(keras.callbacks.EarlyStopping(
           monitor='val_accuracy', patience=config.early_stopping_patience))
-    logging.info('Phase %s: %d epochs x %d steps, peak lr %.4g, %s trainable '
+    _log.info('Phase %s: %d epochs x %d steps, peak lr %.4g, %s trainable '
                  'params', name, epochs, steps, lr,
                  sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     model.fit(batches, epochs=epochs, steps_per_epoch=steps,
@@ -138,7 +140,7 @@ def make_run_fn(build: Builder) -> Callable:
     val_examples = val_examples.apply(
         tf.data.experimental.assert_cardinality(n_val))
     mean, std = export.channel_stats(tft_output)
-    logging.info('%s: %d training and %d validation images; %s', name,
+    _log.info('%s: %d training and %d validation images; %s', name,
                  n_train, n_val, plan.description)
     with plan.strategy.scope():
       built = build(config, mean, std)
@@ -159,7 +161,7 @@ def make_run_fn(build: Builder) -> Callable:
       json.dump(info, f, indent=2)
     export.export(built.model, tft_output, class_names,
                   fn_args.serving_model_dir, info)
-    logging.info('%s: best validation accuracy %.4f after %d epochs, %.0f s',
+    _log.info('%s: best validation accuracy %.4f after %d epochs, %.0f s',
                  name, log.best, len(log.rows), seconds)
 
   return run_fn

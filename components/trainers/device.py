@@ -11,6 +11,8 @@ import logging
 
 import tensorflow as tf
 
+_log = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class DevicePlan:
@@ -43,7 +45,7 @@ def plan() -> DevicePlan:
   policy = choose_policy(capabilities)
   description = (f'{len(gpus)} GPU(s) {capabilities}, {policy}' if gpus
                  else 'CPU, float32')
-  logging.info('Trainer device plan: %s', description)
+  _log.info('Trainer device plan: %s', description)
   return DevicePlan(strategy=strategy, policy=policy, jit_compile=bool(gpus),
                     steps_per_execution=32 if gpus else 1,
                     description=description)

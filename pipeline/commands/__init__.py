@@ -1,0 +1,54 @@
+"""Subcommands of `cifar10-tfx`, one module each, and what they share.
+
+Called by `pipeline/cli.py`, which imports each module in `COMMANDS` and calls
+its `register(subparsers)`; the chosen command's `main(args)` then runs.
+Nothing here imports TensorFlow or TFX at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+
+from pipeline import config as config_lib
+
+COMMANDS = ('pipeline.commands.run',)
+
+
+class UserError(RuntimeError):
+  """A failure the user can act on; the command line prints str() alone."""
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+  """--preset and --set, shared by every command that builds a pipeline."""
+  parser.add_argument('--preset', default='full', choices=sorted(config_lib.PRESETS),
+                      help='full: all of CIFAR-10, full recipes (default); quick: '
+                      'a few hundred images, one short epoch per model')
+  parser.add_argument('--set', dest='overrides', action='append', default=[],
+                      metavar='KEY=VALUE',
+                      help='override a config field, e.g. alexnet.epochs=3 '
+                      '(repeatable)')
+
+
+def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
+  """The preset, then the command's own options, then each --set, validated."""
+  config = config_lib.preset(args.preset)
+  if getattr(args, 'data', None) is not None:
+    config.data.source = args.data
+  if getattr(args, 'root', None):
+    config.root = args.root
+  if getattr(args, 'serving_dir', None):
+    config.serving.directory = args.serving_dir
+  for assignment in args.overrides:
+    config_lib.apply_override(config, assignment)
+  return config_lib.validate(config)
+
+
+def quiet_imports() -> None:
+  """Cuts TensorFlow's and Google's start-up chatter before they are imported."""
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+  os.environ.setdefault('GRPC_VERBOSITY', 'ERROR')
+  warnings.filterwarnings('ignore', category=FutureWarning)
+  warnings.filterwarnings('ignore', category=DeprecationWarning)
+  warnings.filterwarnings('ignore', category=UserWarning, module='google')
