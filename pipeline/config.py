@@ -70,6 +70,19 @@ class ServingConfig:
 
 
 @dataclass
+class KubeflowConfig:
+  image: str = 'ghcr.io/your-org/cifar10-tfx:latest'  # image every node runs
+  pipeline_root: str = 'gs://your-bucket/cifar10-tfx'  # artifacts in an object store
+  data: str = ''  # --data as the pods see it (gs://, s3://, ...); '' = data.source
+  accelerator_type: str = 'nvidia.com/gpu'  # Vertex AI: e.g. NVIDIA_TESLA_T4
+  trainer_cpu: float = 8.0  # cores requested per Trainer pod
+  trainer_memory_gb: float = 32.0  # GiB requested per Trainer pod
+  host: str = ''  # KFP API endpoint, e.g. https://kfp.example.com
+  namespace: str = 'kubeflow'
+  experiment: str = 'cifar10-tfx'
+
+
+@dataclass
 class PipelineConfig:
   name: str = 'cifar10-tfx'
   root: str = 'pipeline_output'  # artifacts and the SQLite ML Metadata store
@@ -78,6 +91,7 @@ class PipelineConfig:
   models: dict[str, TrainerConfig] = field(default_factory=dict)
   evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
   serving: ServingConfig = field(default_factory=ServingConfig)
+  kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
   beam_args: list[str] = field(default_factory=lambda: ['--direct_num_workers=1'])
 
   @property

@@ -13,6 +13,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np
 import pytest
 
+from pipeline import config as config_lib
+
 CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
                'dog', 'frog', 'horse', 'ship', 'truck')
 
@@ -48,3 +50,36 @@ def write_image_tree(root, n_train: int, n_test: int, seed: int = 0,
 @pytest.fixture
 def image_tree(tmp_path):
   return write_image_tree(tmp_path / 'cifar', n_train=6, n_test=2)
+
+
+def fixture_config(tmp, **overrides) -> config_lib.PipelineConfig:
+  config = config_lib.preset('quick')
+  config.root = str(tmp / 'root')
+  config.serving.directory = str(tmp / 'serving')
+  config.evaluation.accuracy_threshold = 0.0
+  config.data.validation_fraction = 0.2
+  for trainer in config.models.values():
+    trainer.batch_size = 16
+  for key, value in overrides.items():
+    config_lib.apply_override(config, f'{key}={value}')
+  return config_lib.validate(config)
+
+
+def run_pipeline(config, data_path):
+  from components.ingest import sources
+  from pipeline import local
+  source = sources.resolve_source(data_path, config.data.cache_dir)
+  return local.run(config, source, echo=print)
+
+
+@pytest.fixture(scope='session')
+def quick_run(tmp_path_factory):
+  """One whole local run of the DAG on a small image tree, shared by the tests.
+
+  Returns (tmp dir, data path, config, RunRecord). Tests that run the pipeline
+  again on the same root add runs (and maybe versions) after this one.
+  """
+  tmp = tmp_path_factory.mktemp('e2e')
+  data = write_image_tree(tmp / 'data', n_train=10, n_test=4)
+  config = fixture_config(tmp)
+  return tmp, data, config, run_pipeline(config, data)

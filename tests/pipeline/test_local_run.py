@@ -13,38 +13,10 @@ import os
 import numpy as np
 import pytest
 
-from pipeline import config as config_lib
-from tests.conftest import CLASS_NAMES, synthetic_images, write_image_tree
+from tests.conftest import (CLASS_NAMES, fixture_config, run_pipeline,
+                            synthetic_images)
 
 pytestmark = pytest.mark.e2e
-
-
-def fixture_config(tmp, **overrides) -> config_lib.PipelineConfig:
-  config = config_lib.preset('quick')
-  config.root = str(tmp / 'root')
-  config.serving.directory = str(tmp / 'serving')
-  config.evaluation.accuracy_threshold = 0.0
-  config.data.validation_fraction = 0.2
-  for trainer in config.models.values():
-    trainer.batch_size = 16
-  for key, value in overrides.items():
-    config_lib.apply_override(config, f'{key}={value}')
-  return config_lib.validate(config)
-
-
-def run_pipeline(config, data_path):
-  from components.ingest import sources
-  from pipeline import local
-  source = sources.resolve_source(data_path, config.data.cache_dir)
-  return local.run(config, source, echo=print)
-
-
-@pytest.fixture(scope='module')
-def first_run(tmp_path_factory):
-  tmp = tmp_path_factory.mktemp('e2e')
-  data = write_image_tree(tmp / 'data', n_train=10, n_test=4)
-  config = fixture_config(tmp)
-  return tmp, data, config, run_pipeline(config, data)
 
 
 def _example(encoded: bytes) -> bytes:
@@ -54,8 +26,8 @@ def _example(encoded: bytes) -> bytes:
   })).SerializeToString()
 
 
-def test_whole_dag_runs_and_pushes_exactly_one_model(first_run):
-  tmp, _, config, record = first_run
+def test_whole_dag_runs_and_pushes_exactly_one_model(quick_run):
+  tmp, _, config, record = quick_run
   states = {n.node_id: n.state for n in record.nodes}
   assert set(states) >= {'Cifar10ExampleGen', 'StatisticsGen', 'ExampleValidator',
                          'DataGate', 'Transform', 'Trainer_alexnet',
@@ -71,10 +43,10 @@ def test_whole_dag_runs_and_pushes_exactly_one_model(first_run):
   assert decision['destination'].endswith(os.path.join('cifar10', '1'))
 
 
-def test_served_model_classifies_png_and_jpeg(first_run):
+def test_served_model_classifies_png_and_jpeg(quick_run):
   import tensorflow as tf
   from PIL import Image
-  _, _, config, _ = first_run
+  _, _, config, _ = quick_run
   model = tf.saved_model.load(os.path.join(config.serving.directory, 'cifar10', '1'))
   serve = model.signatures['serving_default']
   images, _ = synthetic_images(1, seed=5)
@@ -91,8 +63,8 @@ def test_served_model_classifies_png_and_jpeg(first_run):
     serve(examples=tf.constant([_example(b'these bytes are no image')]))
 
 
-def test_second_run_is_served_from_cache_and_a_changed_trainer_reruns(first_run):
-  tmp, data, config, _ = first_run
+def test_second_run_is_served_from_cache_and_a_changed_trainer_reruns(quick_run):
+  tmp, data, config, _ = quick_run
   again = run_pipeline(config, data)
   assert {n.state for n in again.nodes} == {'CACHED'}
   changed = fixture_config(tmp, **{'alexnet.learning_rate': 0.01})
