@@ -41,3 +41,16 @@ def test_missing_data_path_gives_one_message(tmp_path):
   assert 'Traceback' not in result.stderr
   assert 'nope' in result.stderr and '--data' in result.stderr
   assert not os.path.exists(tmp_path / 'root' / 'metadata.sqlite')
+
+
+def test_full_preset_without_imagenet_weights_stops_before_any_work(tmp_path, image_tree):
+  env = dict(os.environ, KERAS_HOME=str(tmp_path / 'keras'),
+             https_proxy='http://127.0.0.1:9', http_proxy='http://127.0.0.1:9')
+  result = _run('run', '--data', image_tree, '--root', str(tmp_path / 'root'),
+                env=env)
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
+  assert 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5' in result.stderr
+  assert str(tmp_path / 'keras' / 'models') in result.stderr
+  assert 'vgg16.weights' in result.stderr
+  assert not os.path.exists(tmp_path / 'root' / 'metadata.sqlite')

@@ -75,3 +75,19 @@ def test_second_run_is_served_from_cache_and_a_changed_trainer_reruns(quick_run)
   assert states['Trainer_vgg16'] == 'CACHED'
   assert states['Transform'] == 'CACHED'
   assert states['Cifar10ExampleGen'] == 'CACHED'
+
+
+def test_models_record_where_their_weights_came_from(quick_run):
+  import json
+  _, _, _, record = quick_run
+  for name, pretrained_possible in (('alexnet', False), ('vgg16', True)):
+    model = record.node(f'Trainer_{name}').outputs['model'][0]
+    path = os.path.join(model.uri, 'Format-Serving', 'assets.extra',
+                        'model_info.json')
+    with open(path) as f:
+      info = json.load(f)
+    assert info['model_name'] == name
+    if not info['pretrained']:
+      assert info['weights_origin'].startswith('random')
+    assert pretrained_possible or not info['pretrained']
+    assert info['epochs_run'] == 1 and info['params'] > 1_000_000
