@@ -76,6 +76,7 @@ def create_pipeline(config: PipelineConfig, source):
                 data_gate, transform]
 
   # 4-5. Train and evaluate each candidate; test split for evaluation only.
+  pipeline_root = os.path.abspath(os.path.join(config.root, 'artifacts'))
   trainer_code = source_fingerprint('components/trainers',
                                     'components/transform.py')
   candidates = {}
@@ -89,7 +90,8 @@ def create_pipeline(config: PipelineConfig, source):
         eval_args=tfx.proto.EvalArgs(splits=['validation']),
         custom_config={**dataclasses.asdict(trainer_config),
                        'model_name': name, 'class_names': list(CLASS_NAMES),
-                       'code_fingerprint': trainer_code},
+                       'code_fingerprint': trainer_code,
+                       'checkpoint_root': f'{pipeline_root}/checkpoints/{name}'},
     ).with_id(trainer_id(name))
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs['examples'],
@@ -113,7 +115,7 @@ def create_pipeline(config: PipelineConfig, source):
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
-      pipeline_root=os.path.abspath(os.path.join(config.root, 'artifacts')),
+      pipeline_root=pipeline_root,
       metadata_connection_config=(
           tfx.orchestration.metadata.sqlite_metadata_connection_config(
               os.path.abspath(config.metadata_path))),

@@ -1,9 +1,11 @@
 """Training-time augmentation as batched, backend-neutral tensor ops.
 
-Called by `components.trainers.data` (inside the training input pipeline
-only: evaluation and serving never see it) and by the benchmarks. Written
-with `keras.ops` and `keras.random` alone, so it runs under the TensorFlow,
-JAX and PyTorch backends and, on an accelerator, wherever the batch lives.
+Called by `components.trainers.base`, which puts a `BatchAugment` layer in
+front of the model for training only (the exported model never contains it,
+and it is the identity when `training` is false), and by the benchmarks.
+Written with `keras.ops` and `keras.random` alone, so it runs under the
+TensorFlow, JAX and PyTorch backends, inside the compiled train step, on the
+accelerator when there is one.
 """
 
 from __future__ import annotations
@@ -76,3 +78,32 @@ def _rotate(x, max_degrees: float, seed):
   transform = ops.stack([cos, -sin, a2, sin, cos, b2, zeros, zeros], axis=1)
   return ops.image.affine_transform(x, transform, interpolation='bilinear',
                                     fill_mode='constant')
+
+
+class BatchAugment(keras.layers.Layer):
+  """Random crop (zero padding), horizontal flip, optional small rotation.
+
+  Active only when called with `training=True`; otherwise the identity.
+  """
+
+  def __init__(self, padding: int = 4, flip: bool = True,
+               rotation_degrees: float = 0.0, seed: int | None = None, **kwargs):
+    super().__init__(**kwargs)
+    self.padding, self.flip = padding, flip
+    self.rotation_degrees = rotation_degrees
+    self.seed = seed
+    self.seed_generator = keras.random.SeedGenerator(seed)
+
+  def call(self, images, training=None):
+    if not training:
+      return images
+    return random_crop_flip(images, self.seed_generator, padding=self.padding,
+                            flip=self.flip,
+                            rotation_degrees=self.rotation_degrees)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    return {**super().get_config(), 'padding': self.padding, 'flip': self.flip,
+            'rotation_degrees': self.rotation_degrees, 'seed': self.seed}

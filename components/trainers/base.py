@@ -9,10 +9,10 @@ function returning a `Built` (the Keras model and where its weights came from).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from typing import Callable
 
@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.trainers import data, device, export, schedule
+from components.trainers import data, device, export, loop
 from pipeline.config import TrainerConfig
 
 _log = logging.getLogger(__name__)
@@ -38,86 +38,16 @@ class Built:
 Builder = Callable[[TrainerConfig, np.ndarray, np.ndarray], Built]
 
 
-class EpochLog(keras.callbacks.Callback):
-  """Keeps per-epoch metrics and the best weights by validation accuracy."""
+def checkpoint_dir(root: str, custom_config: dict, fn_args) -> str:
+  """A folder that depends only on the Trainer's inputs and configuration.
 
-  def __init__(self, path: str, phase: str, images_per_epoch: int, previous=None):
-    super().__init__()
-    self.path, self.phase = path, phase
-    self.images_per_epoch = images_per_epoch
-    self.rows = list(previous.rows) if previous else []
-    self.best = previous.best if previous else -1.0
-    self.best_weights = previous.best_weights if previous else None
-    self._start = 0.0
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self._start = time.time()
-
-  def on_epoch_end(self, epoch, logs=None):
-    seconds = time.time() - self._start
-    row = {k: float(v) for k, v in (logs or {}).items()
-           if isinstance(v, (int, float, np.floating))}
-    row.update(epoch=len(self.rows) + 1, phase=self.phase, seconds=seconds,
-               images_per_second=self.images_per_epoch / max(seconds, 1e-9))
-    self.rows.append(row)
-    if row.get('val_accuracy', -1.0) > self.best:
-      self.best = row['val_accuracy']
-      self.best_weights = self.model.get_weights()
-    with open(self.path, 'w') as f:
-      json.dump(self.rows, f, indent=1)
-
-
-def _compile(model, config: TrainerConfig, plan, learning_rate: float,
-             total_steps: int, warmup_steps: int) -> None:
-  lr = schedule.warmup_cosine(learning_rate, total_steps, warmup_steps)
-  model.compile(
-      optimizer=schedule.make_optimizer(
-          config.optimizer, lr, momentum=config.momentum,
-          weight_decay=config.weight_decay),
-      loss=keras.losses.CategoricalCrossentropy(
-          label_smoothing=config.label_smoothing),
-      metrics=['accuracy'], jit_compile=plan.jit_compile,
-      steps_per_execution=plan.steps_per_execution)
-
-
-def train(built: Built, config: TrainerConfig, train_examples, n_train: int,
-          val_batches, plan, run_dir: str) -> EpochLog:
-  """Runs the phases (frozen head, then full) and restores the best weights."""
-  model = built.model
-  steps = config.steps_per_epoch or max(1, n_train // config.batch_size)
-  batches = data.training_batches(
-      train_examples, num_examples=n_train, batch_size=config.batch_size,
-      seed=config.seed, crop_padding=config.crop_padding,
-      horizontal_flip=config.horizontal_flip,
-      rotation_degrees=config.rotation_degrees)
-  peak = schedule.peak_learning_rate(config.learning_rate, config.batch_size)
-  head_epochs = config.head_epochs if built.frozen_layer else 0
-  phases = [('head', head_epochs, peak, True),
-            ('full', config.epochs - head_epochs,
-             peak * (config.fine_tune_lr_factor if head_epochs else 1.0), False)]
-  log = None
-  verbose = 1 if sys.stdout.isatty() else 2
-  for name, epochs, lr, frozen in phases:
-    if epochs <= 0:
-      continue
-    if built.frozen_layer:
-      model.get_layer(built.frozen_layer).trainable = not frozen
-    warmup = int(config.warmup_epochs * steps) if name != 'head' else 0
-    _compile(model, config, plan, lr, epochs * steps, warmup)
-    log = EpochLog(os.path.join(run_dir, 'history.json'), name,
-                   steps * config.batch_size, previous=log)
-    callbacks = [log, keras.callbacks.TensorBoard(log_dir=run_dir)]
-    if config.early_stopping_patience:
-      callbacks.append(keras.callbacks.EarlyStopping(
-          monitor='val_accuracy', patience=config.early_stopping_patience))
-    _log.info('Phase %s: %d epochs x %d steps, peak lr %.4g, %s trainable '
-                 'params', name, epochs, steps, lr,
-                 sum(int(np.prod(w.shape)) for w in model.trainable_weights))
-    model.fit(batches, epochs=epochs, steps_per_epoch=steps,
-              validation_data=val_batches, callbacks=callbacks, verbose=verbose)
-  if log.best_weights is not None:
-    model.set_weights(log.best_weights)
-  return log
+  A Trainer re-run by TFX after a crash gets a new execution and run dir but
+  the same inputs and configuration, hence the same folder: it resumes there.
+  """
+  key = json.dumps([custom_config, fn_args.transform_output,
+                    sorted(fn_args.train_files), sorted(fn_args.eval_files)],
+                   sort_keys=True, default=str)
+  return os.path.join(root, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 def make_run_fn(build: Builder) -> Callable:
@@ -126,6 +56,8 @@ def make_run_fn(build: Builder) -> Callable:
   def run_fn(fn_args) -> None:
     custom = dict(fn_args.custom_config)
     name, class_names = custom.pop('model_name'), custom.pop('class_names')
+    checkpoints = checkpoint_dir(custom.pop('checkpoint_root'),
+                                 fn_args.custom_config, fn_args)
     custom.pop('code_fingerprint', None)
     config = TrainerConfig(**custom)
     keras.utils.set_random_seed(config.seed)
@@ -144,16 +76,24 @@ def make_run_fn(build: Builder) -> Callable:
                  n_train, n_val, plan.description)
     with plan.strategy.scope():
       built = build(config, mean, std)
+    steps = config.steps_per_epoch or max(1, n_train // config.batch_size)
+    batches = data.training_batches(train_examples, num_examples=n_train,
+                                    batch_size=config.batch_size,
+                                    seed=config.seed)
     start = time.time()
-    log = train(built, config, train_examples, n_train,
-                data.evaluation_batches(val_examples, 256), plan,
-                fn_args.model_run_dir)
+    with plan.strategy.scope():
+      log = loop.train(
+          built.model, config, batches, steps,
+          data.evaluation_batches(val_examples, 256),
+          frozen_layer=built.frozen_layer, checkpoint_dir=checkpoints,
+          run_dir=fn_args.model_run_dir, jit_compile=plan.jit_compile,
+          steps_per_execution=plan.steps_per_execution)
     seconds = time.time() - start
     keras.mixed_precision.set_global_policy('float32')
     info = {
         'model_name': name, 'weights_origin': built.weights_origin,
         'pretrained': built.pretrained, 'params': int(built.model.count_params()),
-        'epochs_run': len(log.rows), 'training_seconds': seconds,
+        'epochs_run': len(log.rows), 'checkpoint_dir': checkpoints, 'training_seconds': seconds,
         'best_val_accuracy': log.best, 'device': plan.description,
         'train_images': n_train, 'validation_images': n_val,
         'config': dataclasses.asdict(config)}

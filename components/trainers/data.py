@@ -2,8 +2,8 @@
 
 Called by `components.trainers.base` and by `bench/train_throughput.py`.
 Reads the transformed (decoded, normalised) examples once, caches the tensors
-in memory, then shuffles, batches (dropping the remainder for training),
-augments on batches and prefetches. Evaluation batches are never augmented.
+in memory, then shuffles, batches (dropping the remainder for training) and
+prefetches.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from __future__ import annotations
 import glob
 import os
 
-import keras
 import tensorflow as tf
-
-from components.trainers import augment
 
 IMAGE_KEY = 'image'
 LABEL_KEY = 'label'
@@ -54,26 +51,16 @@ def count(dataset: tf.data.Dataset) -> int:
 
 
 def training_batches(examples: tf.data.Dataset, *, num_examples: int,
-                     batch_size: int, seed: int, crop_padding: int,
-                     horizontal_flip: bool, rotation_degrees: float
-                     ) -> tf.data.Dataset:
-  """Endless shuffled, augmented batches of exactly `batch_size` examples.
+                     batch_size: int, seed: int) -> tf.data.Dataset:
+  """Endless shuffled batches of exactly `batch_size` examples.
 
-  Each epoch reshuffles; augmentation draws from a seeded generator.
+  Each pass reshuffles. Augmentation is not here: it runs on the batch inside
+  the train step (`augment.BatchAugment`), on the accelerator when there is one.
   """
-  dataset = (examples.shuffle(num_examples, seed=seed,
-                              reshuffle_each_iteration=True)
-             .batch(batch_size, drop_remainder=True).repeat())
-  if crop_padding or horizontal_flip or rotation_degrees:
-    generator = keras.random.SeedGenerator(seed)
-
-    def augment_batch(images, labels):
-      images = augment.random_crop_flip(
-          images, generator, padding=crop_padding, flip=horizontal_flip,
-          rotation_degrees=rotation_degrees)
-      return images, labels
-    dataset = dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
-  return dataset.prefetch(tf.data.AUTOTUNE)
+  return (examples.shuffle(num_examples, seed=seed,
+                           reshuffle_each_iteration=True)
+          .batch(batch_size, drop_remainder=True).repeat()
+          .prefetch(tf.data.AUTOTUNE))
 
 
 def evaluation_batches(examples: tf.data.Dataset, batch_size: int

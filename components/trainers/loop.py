@@ -1,0 +1,139 @@
+"""The training loop: phases, schedule, best-on-validation weights, resume.
+
+Called by `components.trainers.base.make_run_fn` (inside TFX's Trainer).
+Phases: an optional `head` phase trains only the new head on a frozen
+pretrained base, then `full` trains everything. Every epoch is checkpointed
+(Keras BackupAndRestore) under a directory that depends only on the Trainer's
+inputs and configuration, so a Trainer killed mid-run and started again by
+TFX resumes at its last finished epoch, and a finished phase is not redone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+
+from components.trainers import augment, schedule
+from pipeline.config import TrainerConfig
+
+_log = logging.getLogger(__name__)
+HISTORY_FILE = 'history.json'
+BEST_WEIGHTS = 'best.weights.h5'
+
+
+class EpochLog(keras.callbacks.Callback):
+  """Per-epoch metrics (kept across phases and restarts) and the best weights.
+
+  Writes the rows to `paths` (the run's log dir and the checkpoint dir) and the
+  best weights by validation accuracy to the checkpoint dir.
+  """
+
+  def __init__(self, model, checkpoint_dir: str, run_dir: str, images_per_epoch: int):
+    super().__init__()
+    self.target = model  # the inner model (no augmentation layer)
+    self.checkpoint_dir, self.run_dir = checkpoint_dir, run_dir
+    self.images_per_epoch = images_per_epoch
+    self.phase = ''
+    saved = os.path.join(checkpoint_dir, HISTORY_FILE)
+    self.rows = json.load(open(saved)) if os.path.exists(saved) else []
+    self.best = max((r.get('val_accuracy', -1.0) for r in self.rows), default=-1.0)
+    self._start = 0.0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.time()
+
+  def on_epoch_end(self, epoch, logs=None):
+    seconds = time.time() - self._start
+    row = {k: float(v) for k, v in (logs or {}).items()
+           if isinstance(v, (int, float, np.floating))}
+    row.update(epoch=len(self.rows) + 1, phase=self.phase, seconds=seconds,
+               images_per_second=self.images_per_epoch / max(seconds, 1e-9))
+    self.rows.append(row)
+    if row.get('val_accuracy', -1.0) > self.best:
+      self.best = row['val_accuracy']
+      self.target.save_weights(os.path.join(self.checkpoint_dir, BEST_WEIGHTS))
+    for folder in (self.checkpoint_dir, self.run_dir):
+      with open(os.path.join(folder, HISTORY_FILE), 'w') as f:
+        json.dump(self.rows, f, indent=1)
+
+
+def compile_model(model, config: TrainerConfig, *, peak_lr: float,
+                  total_steps: int, warmup_steps: int, jit_compile=False,
+                  steps_per_execution: int = 1) -> None:
+  lr = schedule.warmup_cosine(peak_lr, total_steps, warmup_steps)
+  model.compile(
+      optimizer=schedule.make_optimizer(
+          config.optimizer, lr, momentum=config.momentum,
+          weight_decay=config.weight_decay),
+      loss=keras.losses.CategoricalCrossentropy(
+          label_smoothing=config.label_smoothing),
+      metrics=['accuracy'], jit_compile=jit_compile,
+      steps_per_execution=steps_per_execution)
+
+
+def phases(config: TrainerConfig, frozen_layer: str | None, peak: float):
+  """(name, epochs, peak learning rate, base frozen) for each phase to run."""
+  head = config.head_epochs if frozen_layer else 0
+  full_lr = peak * (config.fine_tune_lr_factor if head else 1.0)
+  plan = [('head', head, peak, True), ('full', config.epochs - head, full_lr, False)]
+  return [p for p in plan if p[1] > 0]
+
+
+def with_augmentation(model, config: TrainerConfig):
+  """The model to fit: batch augmentation (training only) in front of `model`."""
+  if not (config.crop_padding or config.horizontal_flip or config.rotation_degrees):
+    return model
+  return keras.Sequential([
+      keras.Input(model.input_shape[1:]),
+      augment.BatchAugment(config.crop_padding, config.horizontal_flip,
+                           config.rotation_degrees, seed=config.seed,
+                           name='augment'),
+      model], name=f'{model.name}_training')
+
+
+def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
+          frozen_layer: str | None, checkpoint_dir: str, run_dir: str,
+          jit_compile=False, steps_per_execution: int = 1) -> EpochLog:
+  """Runs the phases, resuming from `checkpoint_dir`; ends on the best weights."""
+  for folder in (checkpoint_dir, run_dir):
+    os.makedirs(folder, exist_ok=True)
+  trainable = with_augmentation(model, config)
+  log = EpochLog(model, checkpoint_dir, run_dir, steps * config.batch_size)
+  peak = schedule.peak_learning_rate(config.learning_rate, config.batch_size)
+  verbose = 1 if sys.stdout.isatty() else 2
+  for name, epochs, lr, frozen in phases(config, frozen_layer, peak):
+    if frozen_layer:
+      model.get_layer(frozen_layer).trainable = not frozen
+    done = os.path.join(checkpoint_dir, f'{name}.done.weights.h5')
+    if os.path.exists(done):
+      model.load_weights(done)
+      _log.info('Phase %s already finished: weights restored.', name)
+      continue
+    warmup = 0 if name == 'head' else int(config.warmup_epochs * steps)
+    compile_model(trainable, config, peak_lr=lr, total_steps=epochs * steps,
+                  warmup_steps=warmup, jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
+    log.phase = name
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(checkpoint_dir, name)),
+        log, keras.callbacks.TensorBoard(log_dir=run_dir)]
+    if config.early_stopping_patience:
+      callbacks.append(keras.callbacks.EarlyStopping(
+          monitor='val_accuracy', patience=config.early_stopping_patience))
+    _log.info('Phase %s: %d epochs x %d steps, peak lr %.4g, %d trainable '
+              'weights', name, epochs, steps, lr,
+              sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+    trainable.fit(batches, epochs=epochs, steps_per_epoch=steps,
+                  validation_data=val_batches, callbacks=callbacks,
+                  verbose=verbose)
+    model.save_weights(done)
+  best = os.path.join(checkpoint_dir, BEST_WEIGHTS)
+  if os.path.exists(best):
+    model.load_weights(best)
+  return log

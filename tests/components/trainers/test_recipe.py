@@ -1,0 +1,187 @@
+"""The training recipe: augmentation, schedule, phases, precision policy, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.trainers import augment, device, loop, schedule
+from pipeline.config import TrainerConfig
+
+
+def _images(n=8, seed=0):
+  return np.random.default_rng(seed).normal(size=(n, 32, 32, 3)).astype('float32')
+
+
+def test_augmentation_changes_training_batches_never_evaluation_batches():
+  layer = augment.BatchAugment(padding=4, flip=True, seed=1)
+  x = _images()
+  trained = np.asarray(layer(x, training=True))
+  assert trained.shape == x.shape
+  assert not np.allclose(trained, x)
+  np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+  np.testing.assert_array_equal(np.asarray(layer(x)), x)
+  again = np.asarray(layer(x, training=True))
+  assert not np.allclose(again, trained)  # fresh randomness on every batch
+
+
+def test_crop_keeps_pixels_and_only_shifts_them():
+  x = _images(4)
+  out = np.asarray(augment.random_crop_flip(x, 3, padding=4, flip=False))
+  for original, cropped in zip(x, out):
+    found = False
+    for dy in range(-4, 5):
+      for dx in range(-4, 5):
+        shifted = np.zeros_like(original)
+        src = original[max(0, dy):32 + min(0, dy), max(0, dx):32 + min(0, dx)]
+        shifted[max(0, -dy):max(0, -dy) + src.shape[0],
+                max(0, -dx):max(0, -dx) + src.shape[1]] = src
+        found |= np.allclose(shifted, cropped, atol=1e-5)
+    assert found
+
+
+def test_rotation_is_optional_and_bounded():
+  x = np.zeros((2, 32, 32, 3), 'float32')
+  x[:, 16, :, :] = 1.0  # a horizontal line
+  out = np.asarray(augment.random_crop_flip(x, 0, padding=0, flip=False,
+                                            rotation_degrees=10.0))
+  assert out.shape == x.shape and not np.allclose(out, x)
+  assert abs(out.sum() - x.sum()) / x.sum() < 0.2  # rotated, not destroyed
+
+
+def test_schedule_warms_up_linearly_then_decays_to_zero():
+  lr = schedule.warmup_cosine(0.4, total_steps=1000, warmup_steps=100)
+  values = np.array([float(lr(step)) for step in range(0, 1001, 10)])
+  assert values[0] == pytest.approx(0.0, abs=1e-7)
+  assert values[5] == pytest.approx(0.2, rel=1e-3)  # halfway through warm-up
+  assert values[10] == pytest.approx(0.4, rel=1e-3)  # peak at the end of warm-up
+  assert np.all(np.diff(values[:11]) > 0) and np.all(np.diff(values[10:]) <= 1e-9)
+  assert values[-1] == pytest.approx(0.0, abs=1e-6)
+  assert values[55] == pytest.approx(0.2, rel=1e-2)  # cosine midpoint
+
+
+def test_learning_rate_scales_with_batch_size():
+  assert schedule.peak_learning_rate(0.1, 256) == pytest.approx(0.1)
+  assert schedule.peak_learning_rate(0.1, 512) == pytest.approx(0.2)
+  assert schedule.peak_learning_rate(0.1, 64) == pytest.approx(0.025)
+
+
+def test_weight_decay_spares_biases_and_norm_parameters():
+  optimizer = schedule.make_optimizer('sgd', 0.1, momentum=0.9, weight_decay=5e-3)
+  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                            keras.layers.BatchNormalization()])
+  optimizer.build(model.trainable_variables)
+  decayed = {v.path for v in model.trainable_variables
+             if optimizer._use_weight_decay(v)}
+  assert any('kernel' in p for p in decayed)
+  assert not any(('bias' in p or 'gamma' in p or 'beta' in p) for p in decayed)
+
+
+@pytest.mark.parametrize('capabilities, policy', [
+    ([], 'float32'), ([(9, 0)], 'mixed_bfloat16'), ([(8, 0), (8, 6)], 'mixed_bfloat16'),
+    ([(7, 5)], 'mixed_float16'), ([(8, 0), (7, 0)], 'mixed_float16')])
+def test_precision_policy_follows_the_devices(capabilities, policy):
+  assert device.choose_policy(capabilities) == policy
+
+
+def test_device_plan_on_this_machine_is_cpu_float32():
+  plan = device.plan()
+  assert plan.policy == 'float32' and not plan.jit_compile
+
+
+def _tiny_model():
+  base = keras.Sequential([keras.Input((32, 32, 3)),
+                           keras.layers.Conv2D(4, 3, name='c1'),
+                           keras.layers.GlobalAveragePooling2D()], name='base')
+  inputs = keras.Input((32, 32, 3))
+  outputs = keras.layers.Dense(10, activation='softmax', name='head')(
+      base(inputs, training=False))
+  return keras.Model(inputs, outputs)
+
+
+def _batches(n=64, batch=16):
+  x = _images(n)
+  y = keras.utils.to_categorical(np.arange(n) % 10, 10)
+  train = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat()
+  val = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+  return train, val, n // batch
+
+
+def _config(**kwargs):
+  defaults = dict(epochs=3, batch_size=16, learning_rate=0.5, warmup_epochs=0,
+                  early_stopping_patience=0)
+  return TrainerConfig(**{**defaults, **kwargs})
+
+
+def test_head_phase_freezes_the_base_then_full_phase_trains_it(tmp_path):
+  model = _tiny_model()
+  base_before = [w.copy() for w in model.get_layer('base').get_weights()]
+  head_before = [w.copy() for w in model.get_layer('head').get_weights()]
+  train, val, steps = _batches()
+  config = _config(epochs=2, head_epochs=1)
+  assert [p[0] for p in loop.phases(config, 'base', 0.1)] == ['head', 'full']
+  assert [p[0] for p in loop.phases(config, None, 0.1)] == ['full']
+
+  class Spy(keras.callbacks.Callback):
+    def __init__(self):
+      super().__init__()
+      self.after_head = None
+  frozen_snapshots = []
+  original = loop.EpochLog.on_epoch_end
+
+  def record(self, epoch, logs=None):
+    original(self, epoch, logs)
+    frozen_snapshots.append((self.phase, [w.copy() for w in
+                             model.get_layer('base').get_weights()],
+                             [w.copy() for w in model.get_layer('head').get_weights()]))
+  loop.EpochLog.on_epoch_end = record
+  try:
+    loop.train(model, config, train, steps, val, frozen_layer='base',
+               checkpoint_dir=str(tmp_path / 'ckpt'), run_dir=str(tmp_path / 'run'))
+  finally:
+    loop.EpochLog.on_epoch_end = original
+  (phase1, base1, head1), (phase2, base2, _) = frozen_snapshots
+  assert (phase1, phase2) == ('head', 'full')
+  assert all(np.array_equal(a, b) for a, b in zip(base_before, base1))
+  assert not all(np.array_equal(a, b) for a, b in zip(head_before, head1))
+  assert not all(np.array_equal(a, b) for a, b in zip(base1, base2))
+
+
+def test_a_killed_training_resumes_at_its_last_finished_epoch(tmp_path):
+  os.makedirs(tmp_path / 'run', exist_ok=True)
+  train, val, steps = _batches()
+  config = _config(epochs=3)
+
+  class Kill(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+      if epoch == 1:
+        raise KeyboardInterrupt('killed after epoch 2')
+  original_callbacks = keras.callbacks.TensorBoard
+  keras.callbacks.TensorBoard = lambda log_dir: Kill()
+  try:
+    with pytest.raises(KeyboardInterrupt):
+      loop.train(_tiny_model(), config, train, steps, val, frozen_layer=None,
+                 checkpoint_dir=str(tmp_path / 'ckpt'), run_dir=str(tmp_path / 'run'))
+  finally:
+    keras.callbacks.TensorBoard = original_callbacks
+  with open(tmp_path / 'ckpt' / 'history.json') as f:
+    assert len(json.load(f)) == 2
+  epochs_run = []
+
+  class Count(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+      epochs_run.append(epoch)
+  keras.callbacks.TensorBoard = lambda log_dir: Count()
+  try:
+    log = loop.train(_tiny_model(), config, train, steps, val, frozen_layer=None,
+                     checkpoint_dir=str(tmp_path / 'ckpt'), run_dir=str(tmp_path / 'run2'))
+  finally:
+    keras.callbacks.TensorBoard = original_callbacks
+  assert epochs_run == [2]  # only the third epoch ran again
+  assert [r['epoch'] for r in log.rows] == [1, 2, 3]
+  assert os.path.exists(tmp_path / 'ckpt' / 'full.done.weights.h5')
