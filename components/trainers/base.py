@@ -4,6 +4,8 @@ Called through the thin per-model modules (`components.trainers.alexnet`,
 `components.trainers.vgg16`), whose `run_fn = base.make_run_fn(build)` is
 what TFX's Trainer component runs. A model module supplies only a `build`
 function returning a `Built` (the Keras model and where its weights came from).
+TensorFlow is imported only inside `run_fn`, so the model modules' `build`
+also serve the backend-neutral benchmarks (KERAS_BACKEND=jax or torch).
 """
 
 from __future__ import annotations
@@ -18,10 +20,8 @@ from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
-import tensorflow_transform as tft
 
-from components.trainers import data, device, export, loop
+from components.trainers import loop
 from pipeline.config import TrainerConfig
 
 _log = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ def make_run_fn(build: Builder) -> Callable:
   """Returns the `run_fn(fn_args)` that TFX's Trainer calls for this model."""
 
   def run_fn(fn_args) -> None:
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from components.trainers import data, device, export
     custom = dict(fn_args.custom_config)
     name, class_names = custom.pop('model_name'), custom.pop('class_names')
     checkpoints = checkpoint_dir(custom.pop('checkpoint_root'),

@@ -59,3 +59,10 @@ def test_validate_names_the_bad_value(assignment, message):
 def test_unknown_preset():
   with pytest.raises(config_lib.ConfigError, match='Unknown preset'):
     config_lib.preset('huge')
+
+
+def test_set_uses_the_declared_type_not_the_preset_value():
+  config = config_lib.preset('full')
+  config.models['alexnet'].warmup_epochs = 2  # an int in a float field
+  config_lib.apply_override(config, 'alexnet.warmup_epochs=0.5')
+  assert config.models['alexnet'].warmup_epochs == 0.5
