@@ -16,11 +16,10 @@ import keras
 from keras import ops
 
 
-def _one_hot_rows(offsets, length: int, padded: int):
-  """[B, length, padded] one-hot selectors: row i picks offsets[b] + i."""
-  positions = ops.expand_dims(offsets, 1) + ops.expand_dims(
+def _shifted_positions(offsets, length: int):
+  """[B, length] indices: row i of image b reads offsets[b] + i."""
+  return ops.expand_dims(offsets, 1) + ops.expand_dims(
       ops.arange(length, dtype='int32'), 0)
-  return ops.one_hot(positions, padded, dtype='float32')
 
 
 def random_crop_flip(images, seed, *, padding: int = 4, flip: bool = True,
@@ -51,9 +50,13 @@ def random_crop_flip(images, seed, *, padding: int = 4, flip: bool = True,
                               seed=seeds[0])
     dx = keras.random.randint((batch,), 0, 2 * padding + 1, dtype='int32',
                               seed=seeds[1])
-    rows = _one_hot_rows(dy, height, height + 2 * padding)  # [B, H, H+2p]
-    cols = _one_hot_rows(dx, width, width + 2 * padding)  # [B, W, W+2p]
-    x = ops.einsum('bih,bhwc,bjw->bijc', rows, padded, cols)
+    channels = images.shape[3]
+    rows = ops.reshape(_shifted_positions(dy, height), (-1, height, 1, 1))
+    x = ops.take_along_axis(padded, ops.broadcast_to(
+        rows, (batch, height, width + 2 * padding, channels)), axis=1)
+    cols = ops.reshape(_shifted_positions(dx, width), (-1, 1, width, 1))
+    x = ops.take_along_axis(x, ops.broadcast_to(
+        cols, (batch, height, width, channels)), axis=2)
   if flip:
     coin = keras.random.uniform((batch, 1, 1, 1), seed=seeds[2])
     x = ops.where(coin < 0.5, ops.flip(x, axis=2), x)
