@@ -13,7 +13,7 @@ import logging
 import os
 import time
 
-from pipeline import runs
+from pipeline import runs, timings
 from pipeline.config import PipelineConfig
 
 
@@ -117,9 +117,7 @@ def summary(record: runs.RunRecord) -> str:
   if counts:
     lines.append('Data: ' + ', '.join(f'{k} {v}' for k, v in counts.items()))
   lines.append('Components (wall time):')
-  for node in record.nodes:
-    lines.append(f'  {node.node_id:<22} {node.state.lower():<9} '
-                 f'{node.seconds:8.1f} s')
+  lines.append(timings.format_table(timings.table(record)))
   decision = runs.decision(record)
   if decision:
     for c in decision['candidates']:

@@ -61,5 +61,7 @@ def main(args: argparse.Namespace) -> int:
   start = time.time()
   record = local.run(config, source)
   print(local.summary(record))
-  print(f'Total wall time {time.time() - start:.0f} s')
+  from pipeline import timings
+  path = timings.write(record, config.root)
+  print(f'Total wall time {time.time() - start:.0f} s (timings: {path})')
   return 0
