@@ -21,6 +21,7 @@ from typing import Callable
 import keras
 import numpy as np
 
+from components import fileio
 from components.trainers import loop
 from pipeline.config import TrainerConfig
 
@@ -101,7 +102,8 @@ def make_run_fn(build: Builder) -> Callable:
         'best_val_accuracy': log.best, 'device': plan.description,
         'train_images': n_train, 'validation_images': n_val,
         'config': dataclasses.asdict(config)}
-    with open(os.path.join(fn_args.model_run_dir, export.INFO_FILE), 'w') as f:
+    with fileio.open_file(os.path.join(fn_args.model_run_dir, export.INFO_FILE),
+                          'w') as f:
       json.dump(info, f, indent=2)
     export.export(built.model, tft_output, class_names,
                   fn_args.serving_model_dir, info)

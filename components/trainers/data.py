@@ -8,7 +8,6 @@ prefetches.
 
 from __future__ import annotations
 
-import glob
 import os
 
 import tensorflow as tf
@@ -20,8 +19,9 @@ PARSE_BATCH = 512  # examples parsed per vectorised parse_example call
 
 def list_files(file_pattern: str | list[str]) -> list[str]:
   patterns = [file_pattern] if isinstance(file_pattern, str) else file_pattern
-  files = sorted(f for p in patterns for f in glob.glob(
-      os.path.join(p, '*') if os.path.isdir(p) else p))
+  gfile = tf.io.gfile
+  files = sorted(f for p in patterns for f in gfile.glob(
+      os.path.join(p, '*') if gfile.isdir(p) else p))
   if not files:
     raise FileNotFoundError(f'No transformed examples match {patterns}.')
   return files

@@ -49,8 +49,8 @@ def export(model, tft_output, class_names, directory: str, info: dict) -> None:
   signatures = {'serving_default': module.serve_examples.get_concrete_function()}
   tf.saved_model.save(module, directory, signatures=signatures)
   extra = os.path.join(directory, 'assets.extra')
-  os.makedirs(extra, exist_ok=True)
-  with open(os.path.join(extra, INFO_FILE), 'w') as f:
+  tf.io.gfile.makedirs(extra)
+  with tf.io.gfile.GFile(os.path.join(extra, INFO_FILE), 'w') as f:
     json.dump(info, f, indent=2, sort_keys=True)
 
 

@@ -19,6 +19,7 @@ import time
 import keras
 import numpy as np
 
+from components import fileio
 from components.trainers import augment, schedule
 from pipeline.config import TrainerConfig
 
@@ -41,7 +42,10 @@ class EpochLog(keras.callbacks.Callback):
     self.images_per_epoch = images_per_epoch
     self.phase = ''
     saved = os.path.join(checkpoint_dir, HISTORY_FILE)
-    self.rows = json.load(open(saved)) if os.path.exists(saved) else []
+    self.rows = []
+    if fileio.exists(saved):
+      with fileio.open_file(saved) as f:
+        self.rows = json.load(f)
     self.best = max((r.get('val_accuracy', -1.0) for r in self.rows), default=-1.0)
     self._start = 0.0
 
@@ -59,7 +63,7 @@ class EpochLog(keras.callbacks.Callback):
       self.best = row['val_accuracy']
       self.target.save_weights(os.path.join(self.checkpoint_dir, BEST_WEIGHTS))
     for folder in (self.checkpoint_dir, self.run_dir):
-      with open(os.path.join(folder, HISTORY_FILE), 'w') as f:
+      with fileio.open_file(os.path.join(folder, HISTORY_FILE), 'w') as f:
         json.dump(self.rows, f, indent=1)
 
 
@@ -102,7 +106,7 @@ def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
           jit_compile=False, steps_per_execution: int = 1) -> EpochLog:
   """Runs the phases, resuming from `checkpoint_dir`; ends on the best weights."""
   for folder in (checkpoint_dir, run_dir):
-    os.makedirs(folder, exist_ok=True)
+    fileio.makedirs(folder)
   trainable = with_augmentation(model, config)
   log = EpochLog(model, checkpoint_dir, run_dir, steps * config.batch_size)
   peak = schedule.peak_learning_rate(config.learning_rate, config.batch_size)
@@ -111,7 +115,7 @@ def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
     if frozen_layer:
       model.get_layer(frozen_layer).trainable = not frozen
     done = os.path.join(checkpoint_dir, f'{name}.done.weights.h5')
-    if os.path.exists(done):
+    if fileio.exists(done):
       model.load_weights(done)
       _log.info('Phase %s already finished: weights restored.', name)
       continue
@@ -134,6 +138,6 @@ def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
                   verbose=verbose)
     model.save_weights(done)
   best = os.path.join(checkpoint_dir, BEST_WEIGHTS)
-  if os.path.exists(best):
+  if fileio.exists(best):
     model.load_weights(best)
   return log
