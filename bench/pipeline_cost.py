@@ -1,0 +1,108 @@
+"""The pipeline's own cost: every component but training, on a whole data set.
+
+Run by a person (not by the tests), with the project's environment:
+
+  .venv/bin/python bench/pipeline_cost.py --data ../shared/datasets/cifar10-jpeg.tar.gz
+
+Runs the real DAG with token Trainers (one step each, VGG16 from random
+weights: their cost is not what this measures) on all the data at --data,
+prints the wall time of each component, then times a plain batched inference
+of each exported SavedModel over the same test examples the Evaluators read
+(what `model.evaluate` does for a Keras model), and a second, identical run
+that should come from cache. Ends with one line:
+`nontraining_s=… evaluator_ratio=… cached_rerun_s=…`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipeline import config as config_lib  # noqa: E402
+
+NONTRAINING = ('Cifar10ExampleGen', 'ImportSchemaGen', 'StatisticsGen',
+               'ExampleValidator', 'DataGate', 'Transform')
+
+
+def plain_inference_seconds(saved_model_dir: str, examples_glob: str,
+                            batch_size: int) -> tuple[float, float, int]:
+  """(seconds, accuracy, n) of the serving signature over the raw examples."""
+  import numpy as np
+  import tensorflow as tf
+  files = sorted(glob.glob(examples_glob))
+  dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(batch_size)
+  labels = tf.data.TFRecordDataset(files, compression_type='GZIP').map(
+      lambda s: tf.io.parse_single_example(
+          s, {'label': tf.io.FixedLenFeature([], tf.int64)})['label'])
+  truth = np.array(list(labels.as_numpy_iterator()))
+  model = tf.saved_model.load(saved_model_dir)
+  serve = model.signatures['serving_default']
+  serve(examples=next(iter(dataset)))  # warm-up: tracing, first allocations
+  start = time.perf_counter()
+  predicted = np.concatenate([serve(examples=batch)['class_ids'].numpy()
+                              for batch in dataset])
+  seconds = time.perf_counter() - start
+  return seconds, float((predicted == truth).mean()), len(truth)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--data', required=True)
+  parser.add_argument('--root', help='default: a temporary folder')
+  parser.add_argument('--set', dest='overrides', action='append', default=[])
+  args = parser.parse_args(argv)
+
+  config = config_lib.preset('full')
+  for trainer in config.models.values():
+    trainer.epochs, trainer.steps_per_epoch, trainer.batch_size = 1, 1, 32
+    trainer.head_epochs, trainer.early_stopping_patience = 0, 0
+    trainer.weights, trainer.require_weights, trainer.input_size = 'none', False, 32
+  config.evaluation.accuracy_threshold = 0.0
+  for assignment in args.overrides:
+    config_lib.apply_override(config, assignment)
+  root = args.root or tempfile.mkdtemp(prefix='pipeline-cost-')
+  config.root = os.path.join(root, 'root')
+  config.serving.directory = os.path.join(root, 'serving')
+  config_lib.validate(config)
+
+  from components.ingest import sources
+  from pipeline import local, timings
+  source = sources.resolve_source(args.data, config.data.cache_dir)
+  start = time.time()
+  record = local.run(config, source, echo=print)
+  first_wall = time.time() - start
+  print(timings.format_table(timings.table(record)))
+  nontraining = sum(n.seconds for n in record.nodes if n.node_id in NONTRAINING)
+
+  test_glob = os.path.join(
+      record.node('Cifar10ExampleGen').outputs['examples'][0].uri, 'Split-test', '*')
+  ratios = []
+  for name in config.models:
+    model_uri = record.node(f'Trainer_{name}').outputs['model'][0].uri
+    seconds, accuracy, n = plain_inference_seconds(
+        os.path.join(model_uri, 'Format-Serving'), test_glob,
+        config.evaluation.batch_size)
+    evaluator = record.node(f'Evaluator_{name}').seconds
+    ratios.append(evaluator / seconds)
+    print(f'{name}: Evaluator {evaluator:.1f} s, plain inference {seconds:.1f} s '
+          f'on {n} test images (accuracy {accuracy:.4f}), ratio {ratios[-1]:.2f}')
+
+  start = time.time()
+  again = local.run(config, source, echo=print)
+  cached_wall = time.time() - start
+  states = {n.node_id: n.state for n in again.nodes}
+  print(f'second run: {cached_wall:.1f} s, states {sorted(set(states.values()))}')
+  print(f'first run wall {first_wall:.1f} s (imports excluded)')
+  print(f'nontraining_s={nontraining:.1f} evaluator_ratio={max(ratios):.2f} '
+        f'cached_rerun_s={cached_wall:.1f}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
