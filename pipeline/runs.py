@@ -104,3 +104,98 @@ def split_counts(record: RunRecord) -> dict[str, int]:
       stats = tfdv.load_stats_binary(path)
       counts[split[len('Split-'):]] = int(stats.datasets[0].num_examples)
   return counts
+
+
+# --- Helpers for the `runs` and `report` commands (no TensorFlow here). ---
+
+TRAINER_PREFIX, EVALUATOR_PREFIX = 'Trainer_', 'Evaluator_'
+
+
+class RunNotFound(LookupError):
+  """No run (or no single run) matches the id asked for; str() says which."""
+
+
+def artifact(record: RunRecord, node_id: str, key: str):
+  """The first output artifact `key` of `node_id` in this run, or None.
+
+  A cached execution's outputs are the artifacts of the execution it reused,
+  so this is the same artifact whether the node ran or came from cache.
+  """
+  node = record.node(node_id)
+  found = node.outputs.get(key) if node else None
+  return found[0] if found else None
+
+
+def model_names(record: RunRecord) -> list[str]:
+  """The candidate models of this run, in DAG order (from the Trainer ids)."""
+  return [n.node_id[len(TRAINER_PREFIX):] for n in record.nodes
+          if n.node_id.startswith(TRAINER_PREFIX)]
+
+
+def status(record: RunRecord) -> str:
+  """'complete', 'cached', 'complete (3 of 11 cached)', 'failed at X' ..."""
+  failed = [n.node_id for n in record.nodes if n.state in ('FAILED', 'CANCELED')]
+  if failed:
+    return f'failed at {", ".join(failed)}'
+  open_nodes = [n.node_id for n in record.nodes
+                if n.state not in ('COMPLETE', 'CACHED')]
+  if open_nodes or not record.node('ModelSelector'):
+    return f'incomplete (at {open_nodes[0]})' if open_nodes else 'incomplete'
+  cached = sum(n.state == 'CACHED' for n in record.nodes)
+  if cached == len(record.nodes):
+    return 'cached'
+  return f'complete ({cached} of {len(record.nodes)} cached)' if cached else (
+      'complete')
+
+
+def pushed_model(record: RunRecord):
+  """The ModelSelector's PushedModel artifact of this run, or None."""
+  return artifact(record, 'ModelSelector', 'pushed_model')
+
+
+def producer(records: list[RunRecord], artifact_id: int) -> RunRecord | None:
+  """The run whose execution produced (not reused from cache) an artifact."""
+  for record in sorted(records, key=lambda r: r.started):
+    for node in record.nodes:
+      if node.state == 'COMPLETE' and any(
+          a.id == artifact_id for found in node.outputs.values() for a in found):
+        return record
+  return None
+
+
+def previous_push(records: list[RunRecord],
+                  record: RunRecord) -> tuple[RunRecord, dict] | None:
+  """The push served before this run's: the newest older run that pushed a
+  different PushedModel artifact, with its decision; None if there is none."""
+  current = pushed_model(record)
+  for older in sorted(records, key=lambda r: r.started, reverse=True):
+    if older.started >= record.started:
+      continue
+    other = pushed_model(older)
+    if other is None or (current is not None and other.id == current.id):
+      continue
+    found = decision(older)
+    if found and found.get('chosen'):
+      return older, found
+  return None
+
+
+def find_run(records: list[RunRecord], run_id: str | None) -> RunRecord:
+  """The run named `run_id` (exact, else a unique prefix); newest if None.
+
+  Raises RunNotFound with a message naming the runs there are.
+  """
+  if not records:
+    raise RunNotFound('No pipeline runs recorded in this ML Metadata store.')
+  if not run_id:
+    return records[0]
+  exact = [r for r in records if r.run_id == run_id]
+  matches = exact or [r for r in records if r.run_id.startswith(run_id)]
+  if len(matches) == 1:
+    return matches[0]
+  known = ', '.join(r.run_id for r in records[:5])
+  if matches:
+    raise RunNotFound(f'Run {run_id!r} is ambiguous: it starts '
+                      f'{len(matches)} run ids. Give more of it ({known} ...).')
+  raise RunNotFound(f'No run {run_id!r}. Newest runs: {known}'
+                    f'{" ..." if len(records) > 5 else ""}.')

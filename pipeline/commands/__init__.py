@@ -13,7 +13,9 @@ import warnings
 
 from pipeline import config as config_lib
 
-COMMANDS = ('pipeline.commands.run',)
+COMMANDS = ('pipeline.commands.run', 'pipeline.commands.compile',
+            'pipeline.commands.deploy', 'pipeline.commands.runs',
+            'pipeline.commands.report', 'pipeline.commands.predict')
 
 
 class UserError(RuntimeError):
