@@ -25,6 +25,9 @@ VGG16_NOTOP_MD5 = '6d6bbae143d832006294945121d1f1fc'  # as keras.applications
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)  # caffe-style preprocessing
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # RGB, in [0, 1] units
 CIFAR10_STD = (0.247, 0.243, 0.261)
+# Moving statistics follow the batches faster than Keras's 0.99 (PyTorch's
+# default): ~175 steps an epoch at batch 256, and a quick run has only tens.
+BN_MOMENTUM = 0.9
 
 
 def _check(ok: bool, message: str) -> None:
@@ -80,12 +83,12 @@ def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
   def conv_bn_relu(x, index: int, filters: int, kernel: int):
     x = layers.Conv2D(filters, kernel, padding='same', use_bias=False,
                       name=f'conv{index}')(x)
-    x = layers.BatchNormalization(name=f'bn{index}')(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f'bn{index}')(x)
     return layers.ReLU(name=f'relu{index}')(x)
 
   def dense_bn_relu(x, index: int):
     x = layers.Dense(4096, use_bias=False, name=f'fc{index}')(x)
-    x = layers.BatchNormalization(name=f'bn{index}')(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f'bn{index}')(x)
     x = layers.ReLU(name=f'relu{index}')(x)
     return layers.Dropout(dropout, name=f'dropout{index}')(x)
 
