@@ -82,12 +82,13 @@ def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
 
   def conv_bn_relu(x, index: int, filters: int, kernel: int):
     x = layers.Conv2D(filters, kernel, padding='same', use_bias=False,
-                      name=f'conv{index}')(x)
+                      kernel_initializer='he_normal', name=f'conv{index}')(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f'bn{index}')(x)
     return layers.ReLU(name=f'relu{index}')(x)
 
   def dense_bn_relu(x, index: int):
-    x = layers.Dense(4096, use_bias=False, name=f'fc{index}')(x)
+    x = layers.Dense(4096, use_bias=False, kernel_initializer='he_normal',
+                     name=f'fc{index}')(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f'bn{index}')(x)
     x = layers.ReLU(name=f'relu{index}')(x)
     return layers.Dropout(dropout, name=f'dropout{index}')(x)
