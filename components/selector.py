@@ -1,10 +1,18 @@
-"""Chooses the best blessed candidate model and pushes it, atomically.
+"""Chooses the best blessed candidate model and pushes it, never a worse one.
 
-Called by `pipeline/create.py`, which gives it, per candidate, the Trainer's
-model and the Evaluator's evaluation and blessing. Any number of candidates:
-the component's inputs are made per candidate name. The decision and its
-reason (every accuracy, every threshold result) are recorded on the output
-PushedModel artifact in ML Metadata and in `decision.json` beside it.
+Called by `pipeline/create.py`, which gives it, per candidate (any number),
+the Trainer's model and the Evaluator's evaluation and blessing, plus the
+ingested examples. The rule: (1) only candidates that passed their
+Evaluator's thresholds; (2) the highest test accuracy (TFMA, this run's test
+split); (3) if a model is served (the newest version under
+`<serving_dir>/<model_name>/`), it is evaluated here on the same test
+examples with the same metric, and the candidate must beat it or trail it by
+at most `baseline_tolerance` (a served model that cannot be run is reported
+and does not block the push); (4) the staged copy must answer
+`serving_default` on a few test examples, else the next candidate is tried.
+Steps 3-4 and the push hold the serving directory's push lock
+(`components/push.py`). The decision and its reason go on the output
+PushedModel artifact in ML Metadata and into `decision.json` beside it.
 """
 
 from __future__ import annotations
@@ -12,14 +20,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import uuid
 
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
+from components import push as push_lib
+
 DECISION_FILE = 'decision.json'
 METRIC = 'accuracy'  # the metric name configured in pipeline/evaluation.py
+_EPSILON = 1e-6  # TFMA's accuracy is a float32: closer than this is a tie
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,14 +39,25 @@ class Candidate:
 
 
 @dataclasses.dataclass(frozen=True)
+class Baseline:
+  """The model being served when the selector runs."""
+  version: int
+  path: str
+  accuracy: float | None  # on this run's test split; None: could not be run
+  error: str = ''  # why it could not
+
+
+@dataclasses.dataclass(frozen=True)
 class Decision:
   chosen: str | None
   reason: str
   candidates: tuple[Candidate, ...]
 
 
-def select(candidates: list[Candidate]) -> Decision:
-  """The blessed candidate with the highest test accuracy (first on a tie)."""
+def select(candidates: list[Candidate], baseline: Baseline | None = None,
+           tolerance: float = 0.0) -> Decision:
+  """The blessed candidate with the highest test accuracy (first on a tie),
+  if it beats the served `baseline` or trails it by at most `tolerance`."""
   blessed = [c for c in candidates if c.blessed]
   scores = ', '.join(f'{c.name} {c.accuracy:.4f} '
                      f'({"passed" if c.blessed else "failed"} thresholds)'
@@ -46,33 +66,26 @@ def select(candidates: list[Candidate]) -> Decision:
     return Decision(None, f'no candidate passed its thresholds: {scores}',
                     tuple(candidates))
   best = max(blessed, key=lambda c: c.accuracy)  # max keeps the first on ties
-  return Decision(best.name, f'{best.name} has the highest test accuracy among '
-                  f'blessed candidates: {scores}', tuple(candidates))
-
-
-def next_version(model_dir: str) -> int:
-  versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()] if (
-      os.path.isdir(model_dir)) else []
-  return max(versions, default=0) + 1
-
-
-def push(saved_model_dir: str, serving_dir: str, model_name: str) -> str:
-  """Copies a SavedModel to <serving_dir>/<model_name>/<next version>/.
-
-  The copy is written to a hidden temporary folder beside the versions and
-  renamed into place, so a server never sees a partial version.
-  """
-  model_dir = os.path.join(serving_dir, model_name)
-  os.makedirs(model_dir, exist_ok=True)
-  staging = os.path.join(model_dir, f'.staging-{uuid.uuid4().hex}')
-  shutil.copytree(saved_model_dir, staging)
-  try:
-    destination = os.path.join(model_dir, str(next_version(model_dir)))
-    os.rename(staging, destination)
-  except OSError:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
-  return destination
+  why = f'{best.name} has the highest test accuracy among blessed candidates'
+  if baseline is None:
+    return Decision(best.name, f'{why} ({scores}); nothing was served, so the '
+                    'absolute threshold alone applies', tuple(candidates))
+  served = f'the served version {baseline.version}'
+  if baseline.accuracy is None:
+    return Decision(best.name, f'{why} ({scores}); {served} could not be '
+                    f'evaluated ({baseline.error}), so the absolute threshold '
+                    'alone applies', tuple(candidates))
+  gap = best.accuracy - baseline.accuracy
+  measured = (f'{served}, which scores {baseline.accuracy:.4f} on the same '
+              f'test split (serving.baseline_tolerance {tolerance:g})')
+  if gap + tolerance >= -_EPSILON:
+    verb = 'beats' if gap > _EPSILON else 'ties' if gap >= -_EPSILON else (
+        'trails within tolerance')
+    return Decision(best.name, f'{why} ({scores}) and {verb} {measured}',
+                    tuple(candidates))
+  return Decision(None, f'the best blessed candidate, {best.name} '
+                  f'({best.accuracy:.4f}), is worse than {measured}; '
+                  f'candidates: {scores}', tuple(candidates))
 
 
 def read_accuracy(evaluation_uri: str) -> float:
@@ -85,47 +98,124 @@ def read_accuracy(evaluation_uri: str) -> float:
   raise ValueError(f'No overall {METRIC!r} metric in {evaluation_uri}.')
 
 
+def push(saved_model_dir: str, serving_dir: str, model_name: str) -> str:
+  """Pushes without comparison or check (tests, tools): atomic, versioned."""
+  model_dir = os.path.join(serving_dir, model_name)
+  with push_lib.locked(model_dir):
+    return push_lib.push(saved_model_dir, model_dir)
+
+
+def measure_baseline(model_dir: str, examples: list[bytes], labels
+                     ) -> Baseline | None:
+  """The newest served version and its accuracy on `examples`; None if none."""
+  served = push_lib.versions(model_dir)
+  if not served:
+    return None
+  path = os.path.join(model_dir, str(served[-1]))
+  try:
+    return Baseline(served[-1], path, push_lib.accuracy(path, examples, labels))
+  except Exception as e:  # pylint: disable=broad-except
+    return Baseline(served[-1], path, None, push_lib.short(e))
+
+
+def compare_and_push(candidates: list[Candidate], models: dict[str, str],
+                     model_dir: str, examples: list[bytes], labels,
+                     tolerance: float, check_examples: int, record: dict
+                     ) -> tuple[Decision, str | None]:
+  """Rules 3-4 and the push, under the push lock; fills `record`'s baseline
+  and check failures. `models`: name -> its SavedModel folder."""
+  destination = None
+  with push_lib.locked(model_dir):
+    baseline = measure_baseline(model_dir, examples, labels)
+    record['baseline'] = baseline and dataclasses.asdict(baseline)
+    failed = record['check_failures']
+    while True:
+      left = [c for c in candidates if c.name not in failed]
+      decision = select(left, baseline, tolerance) if left else Decision(
+          None, 'no candidate is left', tuple(candidates))
+      if not decision.chosen:
+        break
+      if baseline and push_lib.same_model(models[decision.chosen], baseline.path):
+        decision = dataclasses.replace(decision, chosen=None, reason=(
+            f'{decision.chosen} is already served as version '
+            f'{baseline.version}: nothing new to push'))
+        break
+      try:
+        destination = push_lib.push(models[decision.chosen], model_dir,
+                                    push_lib.answers(examples[:check_examples]))
+        break
+      except push_lib.CheckFailed as e:
+        failed[decision.chosen] = str(e)
+  if failed:
+    decision = dataclasses.replace(decision, reason='; '.join(
+        f'{n} failed the pre-push check (its SavedModel did not answer '
+        f'serving_default: {e})' for n, e in failed.items())
+        + f'; then: {decision.reason}')
+  return decision, destination
+
+
 class Executor(base_executor.BaseExecutor):
-  """Reads each candidate's evaluation and blessing, selects, pushes."""
+  """Reads each candidate's evaluation and blessing, selects, checks, pushes."""
 
   def Do(self, input_dict, output_dict, exec_properties):
     from tfx.utils import path_utils
-    names = json.loads(exec_properties['candidates'])
-    candidates = []
-    for name in names:
+    candidates, models = [], {}
+    for name in json.loads(exec_properties['candidates']):
       blessing = input_dict[f'{name}_blessing'][0]
       candidates.append(Candidate(
           name=name,
           accuracy=read_accuracy(input_dict[f'{name}_evaluation'][0].uri),
           blessed=bool(blessing.get_int_custom_property('blessed'))))
-    decision = select(candidates)
-    pushed = output_dict['pushed_model'][0]
-    record = {'chosen': decision.chosen, 'reason': decision.reason,
-              'candidates': [dataclasses.asdict(c) for c in candidates]}
-    if decision.chosen:
-      model = input_dict[f'{decision.chosen}_model'][0]
-      destination = push(path_utils.serving_model_path(model.uri),
-                         exec_properties['serving_dir'],
-                         exec_properties['model_name'])
+      models[name] = input_dict[f'{name}_model'][0].uri
+    tolerance = float(exec_properties.get('baseline_tolerance') or 0.0)
+    record = {'candidates': [dataclasses.asdict(c) for c in candidates],
+              'baseline': None, 'baseline_tolerance': tolerance,
+              'check_failures': {}}
+    decision, destination = select(candidates, None, tolerance), None
+    if decision.chosen:  # someone may be pushed: compare, check, push
+      examples, labels = push_lib.read_examples(input_dict['examples'][0].uri)
+      decision, destination = compare_and_push(
+          candidates, {n: path_utils.serving_model_path(uri)
+                       for n, uri in models.items()},
+          os.path.join(exec_properties['serving_dir'],
+                       exec_properties['model_name']),
+          examples, labels, tolerance,
+          int(exec_properties.get('check_examples') or 8), record)
+    self._record(output_dict['pushed_model'][0], decision, destination,
+                 models, record)
+
+  @staticmethod
+  def _record(pushed, decision: Decision, destination: str | None,
+              models: dict, record: dict) -> None:
+    record.update(chosen=decision.chosen, reason=decision.reason)
+    if destination:
       record.update(destination=destination,
                     version=int(os.path.basename(destination)))
       pushed.set_int_custom_property('pushed', 1)
       pushed.set_string_custom_property('pushed_destination', destination)
       pushed.set_int_custom_property('pushed_version', record['version'])
-      pushed.set_string_custom_property('pushed_model', model.uri)
+      pushed.set_string_custom_property('pushed_model', models[decision.chosen])
     else:
+      record['chosen'] = None
       pushed.set_int_custom_property('pushed', 0)
-    pushed.set_string_custom_property('selected_model', decision.chosen or '')
+    pushed.set_string_custom_property('selected_model', record['chosen'] or '')
     pushed.set_string_custom_property('decision', json.dumps(record))
     os.makedirs(pushed.uri, exist_ok=True)
     with open(os.path.join(pushed.uri, DECISION_FILE), 'w') as f:
       json.dump(record, f, indent=2)
 
 
-def ModelSelector(candidates: dict, *, serving_dir: str, model_name: str,
-                  code_fingerprint: str = '') -> base_component.BaseComponent:
-  """Builds the component for `candidates`: {name: (model, evaluation, blessing)}."""
-  inputs = {}
+def ModelSelector(candidates: dict, *, examples, serving_dir: str,
+                  model_name: str, baseline_tolerance: float = 0.0,
+                  check_examples: int = 8, code_fingerprint: str = ''
+                  ) -> base_component.BaseComponent:
+  """Builds the component for `candidates`: {name: (model, evaluation, blessing)}.
+
+  `examples`: the ingested Examples channel, whose test split measures the
+  served model and feeds the pre-push check.
+  """
+  inputs = {'examples': component_spec.ChannelParameter(
+      type=standard_artifacts.Examples)}
   for name in candidates:
     inputs[f'{name}_model'] = component_spec.ChannelParameter(
         type=standard_artifacts.Model)
@@ -138,6 +228,8 @@ def ModelSelector(candidates: dict, *, serving_dir: str, model_name: str,
           'candidates': component_spec.ExecutionParameter(type=str),
           'serving_dir': component_spec.ExecutionParameter(type=str),
           'model_name': component_spec.ExecutionParameter(type=str),
+          'baseline_tolerance': component_spec.ExecutionParameter(type=float),
+          'check_examples': component_spec.ExecutionParameter(type=int),
           'code_fingerprint': component_spec.ExecutionParameter(type=str),
       },
       'INPUTS': inputs,
@@ -149,14 +241,15 @@ def ModelSelector(candidates: dict, *, serving_dir: str, model_name: str,
       'EXECUTOR_SPEC': executor_spec.ExecutorClassSpec(Executor),
       '__module__': __name__,
   })
-  channels = {}
+  channels = {'examples': examples}
   for name, (model, evaluation, blessing) in candidates.items():
     channels.update({f'{name}_model': model, f'{name}_evaluation': evaluation,
                      f'{name}_blessing': blessing})
   spec = spec_class(
       candidates=json.dumps(list(candidates)),
       serving_dir=os.path.abspath(serving_dir), model_name=model_name,
-      code_fingerprint=code_fingerprint,
+      baseline_tolerance=float(baseline_tolerance),
+      check_examples=int(check_examples), code_fingerprint=code_fingerprint,
       pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
       **channels)
   return component_class(spec=spec)

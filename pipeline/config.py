@@ -33,6 +33,17 @@ class DataConfig:
 
 
 @dataclass
+class ImageValidationConfig:
+  """Limits of the ImageValidator (components/image_checks.py); over one = fail."""
+  max_undecodable_fraction: float = 0.0  # of a split's images not decoding to 32x32x3
+  class_balance_tolerance: float = 0.25  # per split, |class count / (n/10) - 1| at most
+  max_duplicate_fraction: float = 0.05  # of test images with a duplicate in train/validation
+  near_duplicate_bits: int = 12  # pHash Hamming distance (of 64 bits) of a candidate pair
+  near_duplicate_correlation: float = 0.9  # grayscale pixel correlation confirming one
+  report_examples: int = 10  # examples listed per finding in report.json
+
+
+@dataclass
 class TrainerConfig:
   module: str = ''  # dotted path of the trainer module holding run_fn
   epochs: int = 30  # upper bound; early stopping on validation may end sooner
@@ -68,6 +79,8 @@ class EvaluationConfig:
 class ServingConfig:
   directory: str = 'serving_model'  # TF-Serving layout: <directory>/<name>/<version>/
   model_name: str = 'cifar10'
+  baseline_tolerance: float = 0.0  # test accuracy (0-1) a candidate may trail the served model by
+  check_examples: int = 8  # test examples the staged model must answer before the push
 
 
 @dataclass
@@ -90,6 +103,8 @@ class PipelineConfig:
   preset: str = 'full'
   data: DataConfig = field(default_factory=DataConfig)
   models: dict[str, TrainerConfig] = field(default_factory=dict)
+  image_validation: ImageValidationConfig = field(
+      default_factory=ImageValidationConfig)
   evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
   serving: ServingConfig = field(default_factory=ServingConfig)
   kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
@@ -103,7 +118,7 @@ class PipelineConfig:
 def _alexnet_full() -> TrainerConfig:
   return TrainerConfig(
       module='components.trainers.alexnet', epochs=60, batch_size=256,
-      optimizer='sgd', learning_rate=0.2, weight_decay=5e-3, dropout=0.5,
+      optimizer='sgd', learning_rate=0.1, weight_decay=5e-3, dropout=0.5,
       label_smoothing=0.1, warmup_epochs=2, early_stopping_patience=15)
 
 
@@ -226,6 +241,18 @@ def validate(config: PipelineConfig) -> PipelineConfig:
   check(config.evaluation.batch_size > 0, 'evaluation.batch_size must be > 0.')
   check(bool(config.serving.model_name.strip()),
         'serving.model_name must not be empty.')
+  check(0.0 <= config.serving.baseline_tolerance <= 1.0,
+        'serving.baseline_tolerance must lie in [0, 1] (accuracy, not percent).')
+  check(config.serving.check_examples >= 1,
+        'serving.check_examples must be >= 1.')
+  v = config.image_validation
+  for key in ('max_undecodable_fraction', 'max_duplicate_fraction',
+              'near_duplicate_correlation'):
+    check(0.0 <= getattr(v, key) <= 1.0,
+          f'image_validation.{key} must lie in [0, 1], got {getattr(v, key)}.')
+  check(v.class_balance_tolerance >= 0 and v.report_examples >= 0 and
+        0 <= v.near_duplicate_bits <= 64, 'image_validation: class_balance_'
+        'tolerance and report_examples must be >= 0, near_duplicate_bits 0-64.')
   for name, t in config.models.items():
     check(name.isidentifier(), f'Model name {name!r} must be an identifier.')
     check(bool(t.module), f'{name}.module must name the trainer module.')

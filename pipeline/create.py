@@ -2,13 +2,15 @@
 
 Called by the local runner (`pipeline/local.py`) and, later, by the Kubeflow
 runner; nothing here depends on the orchestrator. Read top to bottom, it is
-the DAG: ingest, validate, gate, transform, train each model, evaluate each
-model, select and push the best.
+the DAG: ingest, validate (statistics and images), gate, transform, train
+each model, evaluate each model, select the best and push it if it is no
+worse than the served model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 from pipeline import evaluation
@@ -39,6 +41,7 @@ def create_pipeline(config: PipelineConfig, source):
   from tfx import v1 as tfx
 
   from components.data_gate import DataGate
+  from components.image_validation import ImageValidator
   from components.ingest.component import Cifar10ExampleGen
   from components.selector import ModelSelector
 
@@ -47,7 +50,8 @@ def create_pipeline(config: PipelineConfig, source):
       source=source, data=config.data,
       code_fingerprint=source_fingerprint('components/ingest'))
 
-  # 2. Validate: statistics against the curated schema, then the gate.
+  # 2. Validate: statistics against the curated schema, the images themselves
+  #    (decode, class balance, test duplicates in train), then the gate.
   schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_FILE)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs['examples'],
@@ -56,10 +60,19 @@ def create_pipeline(config: PipelineConfig, source):
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
       schema=schema_gen.outputs['schema'])
+  image_validator = ImageValidator(
+      examples=example_gen.outputs['examples'],
+      settings=json.dumps(dataclasses.asdict(config.image_validation),
+                          sort_keys=True),
+      class_names=json.dumps(list(CLASS_NAMES)),
+      code_fingerprint=source_fingerprint('components/image_validation.py',
+                                          'components/image_checks.py'))
   data_gate = DataGate(
       schema=schema_gen.outputs['schema'],
       anomalies=example_validator.outputs['anomalies'],
-      code_fingerprint=source_fingerprint('components/data_gate.py'))
+      image_report=image_validator.outputs['report'],
+      code_fingerprint=source_fingerprint('components/data_gate.py',
+                                          'components/image_validation.py'))
   schema = data_gate.outputs['validated_schema']
 
   # 3. Transform: decode and normalise, statistics from train only.
@@ -73,7 +86,7 @@ def create_pipeline(config: PipelineConfig, source):
       disable_statistics=True)
 
   components = [example_gen, schema_gen, statistics_gen, example_validator,
-                data_gate, transform]
+                image_validator, data_gate, transform]
 
   # 4-5. Train and evaluate each candidate; test split for evaluation only.
   pipeline_root = os.path.abspath(os.path.join(config.root, 'artifacts'))
@@ -105,11 +118,16 @@ def create_pipeline(config: PipelineConfig, source):
                         evaluator.outputs['blessing'])
     components += [trainer, evaluator]
 
-  # 6. Select the best blessed candidate and push it to serving.
+  # 6. Select the best blessed candidate; push it only if it beats (or ties)
+  #    the served model on the same test split and answers a few requests.
   selector = ModelSelector(
-      candidates, serving_dir=config.serving.directory,
+      candidates, examples=example_gen.outputs['examples'],
+      serving_dir=config.serving.directory,
       model_name=config.serving.model_name,
-      code_fingerprint=source_fingerprint('components/selector.py'),
+      baseline_tolerance=config.serving.baseline_tolerance,
+      check_examples=config.serving.check_examples,
+      code_fingerprint=source_fingerprint('components/selector.py',
+                                          'components/push.py'),
   ).with_id('ModelSelector')
   components.append(selector)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import time
 
 from pipeline import runs, timings
@@ -41,10 +42,21 @@ class _ComponentLines(logging.Filter):
       self.echo(f'[{time.strftime("%H:%M:%S")}] {node} {state} in {seconds:.1f} s')
     elif message.startswith('A cached execution'):
       self.cached.update(self.started)
+    elif record.levelno >= logging.ERROR and _said_at_the_end(record):
+      return False  # the run ends with its one-message form (RunFailed)
     elif record.name.startswith(('components', 'pipeline')) or (
         record.levelno >= logging.ERROR):
       return True
     return False
+
+
+def _said_at_the_end(record: logging.LogRecord) -> bool:
+  """An error log (Beam's traceback of a DataError, TFX's 'Execution 3
+  failed.') of a failure that `user_message` turns into the final message."""
+  message = record.getMessage()
+  error = record.exc_info[1] if record.exc_info else None
+  return bool(re.fullmatch(r'Execution \d+ failed\.', message)) or bool(
+      user_message(error or RuntimeError(message)))
 
 
 def _lock(root: str):
@@ -77,18 +89,19 @@ def user_message(error: BaseException) -> str | None:
 
 def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
   """Runs the DAG once; raises RunFailed with a clear message on bad input."""
+  handle = _lock(config.root)  # first: a second run ends before any import
   from tfx import v1 as tfx
 
   from pipeline.create import create_pipeline
 
-  handle = _lock(config.root)
   handler = logging.StreamHandler()
   handler.addFilter(_ComponentLines(echo))
   # TFX logs through absl's logger, the project through its module loggers;
   # both go to the filtering handler only, TensorFlow's chatter is cut.
   saved = []
   for name, level in (('absl', logging.INFO), ('components', logging.INFO),
-                      ('pipeline', logging.INFO), ('tensorflow', logging.ERROR)):
+                      ('pipeline', logging.INFO), ('apache_beam', logging.ERROR),
+                      ('tensorflow', logging.ERROR)):
     logger = logging.getLogger(name)
     saved.append((logger, logger.handlers[:], logger.level, logger.propagate))
     logger.handlers[:] = [handler] if name != 'tensorflow' else logger.handlers

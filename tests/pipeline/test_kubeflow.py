@@ -88,7 +88,7 @@ def constant(spec, task: str, name: str):
 def test_every_node_of_the_local_dag_with_the_same_dependencies(compiled):
   _, spec, component, _ = compiled
   dag = local_dag(expected_config())
-  assert set(spec.root.dag.tasks) == set(dag) and len(dag) == 11
+  assert set(spec.root.dag.tasks) == set(dag) and len(dag) == 12
   for task_id, upstream in dag.items():
     assert set(spec.root.dag.tasks[task_id].dependent_tasks) == upstream, task_id
   assert component.pipeline_spec.root.dag.tasks.keys() == spec.root.dag.tasks.keys()
@@ -107,7 +107,7 @@ def test_gpus_cpu_and_memory_on_both_trainers_and_nowhere_else(compiled):
   for task in spec.root.dag.tasks:
     if not task.startswith('Trainer_'):
       assert 'resources' not in container(spec, task), task
-  assert stdout.count('no requests') == 9
+  assert stdout.count("no requests") == 10
 
 
 def test_image_pipeline_root_and_paths_are_the_cluster_ones(compiled):

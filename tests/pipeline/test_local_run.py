@@ -1,8 +1,10 @@
 """Whole local runs of the DAG on a small fixture (LocalDagRunner, SQLite MLMD).
 
 One module-scoped run is shared by the checks: exactly one model pushed, its
-serving signature classifies PNG and JPEG bytes, a second run comes from
-cache, a changed trainer setting re-runs that trainer only.
+serving signature classifies PNG and JPEG bytes and answers bytes that are not
+an image (or a truncated PNG, or nothing) with an error, a second run comes
+from cache, a changed trainer setting re-runs that trainer only and the
+selector measures the served model as TFMA measured it.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ def test_whole_dag_runs_and_pushes_exactly_one_model(quick_run):
   assert runs.split_counts(record) == {'test': 40, 'train': 80, 'validation': 20}
   decision = runs.decision(record)
   assert decision['chosen'] in ('alexnet', 'vgg16')
-  versions = os.listdir(os.path.join(config.serving.directory, 'cifar10'))
-  assert versions == ['1']
+  model_dir = os.path.join(config.serving.directory, 'cifar10')
+  assert [v for v in os.listdir(model_dir) if not v.startswith('.')] == ['1']
   assert decision['destination'].endswith(os.path.join('cifar10', '1'))
 
 
@@ -59,8 +61,12 @@ def test_served_model_classifies_png_and_jpeg(quick_run):
   classes = [c.decode() for c in out['classes'].numpy()]
   assert all(c in CLASS_NAMES for c in classes)
   np.testing.assert_allclose(out['probabilities'].numpy().sum(axis=1), 1.0, atol=1e-4)
-  with pytest.raises(Exception):
-    serve(examples=tf.constant([_example(b'these bytes are no image')]))
+  buffer = io.BytesIO()
+  Image.fromarray(images[4]).save(buffer, format='PNG')
+  for not_an_image in (b'these bytes are no image', b'',
+                       buffer.getvalue()[:len(buffer.getvalue()) // 2]):
+    with pytest.raises(tf.errors.InvalidArgumentError):  # an error, no answer
+      serve(examples=tf.constant([payloads[0], _example(not_an_image)]))
 
 
 def test_second_run_is_served_from_cache_and_a_changed_trainer_reruns(quick_run):
@@ -75,6 +81,15 @@ def test_second_run_is_served_from_cache_and_a_changed_trainer_reruns(quick_run)
   assert states['Trainer_vgg16'] == 'CACHED'
   assert states['Transform'] == 'CACHED'
   assert states['Cifar10ExampleGen'] == 'CACHED'
+  # The served version 1 was measured by the selector on the same test split,
+  # as TFMA measured the candidate it was when it was pushed.
+  from pipeline import runs
+  first, now = runs.decision(quick_run[3]), runs.decision(third)
+  pushed = next(c for c in first['candidates'] if c['name'] == first['chosen'])
+  assert now['baseline']['version'] == 1
+  assert now['baseline']['accuracy'] == pytest.approx(pushed['accuracy'], abs=1e-6)
+  versions = os.listdir(os.path.join(config.serving.directory, 'cifar10'))
+  assert ('2' in versions) == bool(now['chosen'])
 
 
 def test_models_record_where_their_weights_came_from(quick_run):

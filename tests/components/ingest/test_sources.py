@@ -9,8 +9,10 @@ import glob
 import hashlib
 import http.server
 import io
+import logging
 import os
 import pickle
+import re
 import shutil
 import tarfile
 import threading
@@ -390,3 +392,93 @@ def test_find_data_error_unwraps_what_beam_raises():
     loop = ValueError('no data error here')
     loop.__context__ = loop
     assert sources.find_data_error(loop) is None
+
+
+def test_converted_images_are_counted_and_logged(tree_data, caplog):
+  """Grayscale, RGBA and palette images become RGB, with one line per split."""
+  caplog.set_level(logging.WARNING, logger='components.ingest.sources')
+  source = Source('image_dir', tree_data.root)
+  sizes = {split: len(read(source, split)) for split in sources.SPLITS}
+  lines = {r.getMessage().split(':')[0]: r.getMessage() for r in caplog.records
+           if ' converted ' in r.getMessage()}
+  assert set(lines) <= {'train', 'validation'}  # test holds only RGB images
+  total = 0
+  for split, line in lines.items():
+    found = re.match(rf'{split}: converted (\d+) of {sizes[split]} images to '
+                     r'RGB( \(alpha dropped\))?: (.*)\.$', line)
+    assert found, line
+    total += int(found.group(1))
+    for kind in found.group(3).split('; '):
+      name, count, example = re.match(r'(\w+) (\d+), e\.g\. (.*)$', kind).groups()
+      assert name in ('RGBA', 'grayscale', 'palette') and int(count) >= 1
+      assert example.startswith(tree_data.root) and os.path.exists(example)
+  assert total == 9  # 3 classes x (RGBA, L, P) in train/
+  assert all(name in ' '.join(lines.values())
+             for name in ('RGBA', 'grayscale', 'palette'))
+
+
+def test_sixteen_bit_images_are_rejected(make_tree):
+  root = make_tree(train=2, test=1)
+  path = os.path.join(root, 'test', 'deer', '0000.png')
+  Image.fromarray(np.full((32, 32), 50000, np.uint16)).save(path)
+  assert read_error(Source('image_dir', root), 'test') == (
+      f'{path} has 16-bit or floating-point pixels (mode I;16): save it as '
+      '8-bit RGB.')
+
+
+def test_truncated_files_and_archives_name_what_to_do(make_tree, make_pickles,
+                                                      tmp_path):
+  root = make_tree(train=2, test=1)
+  jpeg = os.path.join(root, 'train', 'cat' if os.path.isdir(
+      os.path.join(root, 'train', 'cat')) else 'Cat', '0001.jpg')
+  data = open(jpeg, 'rb').read()
+  open(jpeg, 'wb').write(data[:len(data) // 2])
+  assert read_error(Source('image_dir', root)) == (
+      f'{jpeg} does not decode as an image (the file is truncated): remove it '
+      'or fix it.')
+  folder = make_pickles(per_class=1)
+  archive = str(tmp_path / 'cifar-10-python.tar.gz')
+  with tarfile.open(archive, 'w:gz') as tar:
+    tar.add(folder, arcname='cifar-10-batches-py')
+  data = open(archive, 'rb').read()
+  open(archive, 'wb').write(data[:len(data) * 2 // 3])
+  with pytest.raises(DataError, match='is not a readable .tar.gz archive'):
+    sources.resolve_source(archive, str(tmp_path))  # found when resolved
+  message = read_error(Source('pickle_archive', archive))  # or when read
+  assert message.startswith('cifar-10-batches-py/data_batch_')
+  assert f'in {archive} is not a CIFAR-10 batch (it does not unpickle' in message
+  assert message.endswith('replace it with the file from '
+                          'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz.')
+
+
+def test_an_empty_test_batch_is_an_empty_split(make_pickles):
+  folder = make_pickles(per_class=1)
+  rewrite(os.path.join(folder, 'test_batch'), {
+      b'data': np.zeros((0, 3072), np.uint8), b'labels': []})
+  assert read_error(Source('pickle_dir', folder), 'test') == (
+      f'{folder}: test_batch hold(s) no images, so the test split would be empty; '
+      'replace it with the file from '
+      'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz.')
+
+
+def test_unreadable_paths_say_so(make_tree, tmp_path, monkeypatch):
+  """As root, chmod 0 reads anyway: the OS's refusal is simulated."""
+  root = make_tree(train=2, test=1)
+
+  def refuse(*args, **kwargs):
+    raise PermissionError(13, 'Permission denied')
+  with monkeypatch.context() as patch:
+    patch.setattr(sources.os, 'scandir', refuse)
+    with pytest.raises(DataError) as caught:
+      sources.resolve_source(root, str(tmp_path))
+  assert caught.value.message.startswith(
+      f'{root} cannot be read ([Errno 13] Permission denied)')
+  archive = str(tmp_path / 'images.tgz')
+  with tarfile.open(archive, 'w:gz') as tar:
+    tar.add(root, arcname='cifar10')
+  monkeypatch.setattr(sources.tarfile, 'open', refuse)
+  with pytest.raises(DataError) as caught:
+    sources.resolve_source(archive, str(tmp_path))
+  assert caught.value.message.startswith(
+      f'{archive} is not a readable .tar.gz archive ([Errno 13] Permission '
+      'denied)')
