@@ -24,7 +24,7 @@ import os
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import push as push_lib
+from components import fileio, push as push_lib
 
 DECISION_FILE = 'decision.json'
 METRIC = 'accuracy'  # the metric name configured in pipeline/evaluation.py
@@ -200,8 +200,8 @@ class Executor(base_executor.BaseExecutor):
       pushed.set_int_custom_property('pushed', 0)
     pushed.set_string_custom_property('selected_model', record['chosen'] or '')
     pushed.set_string_custom_property('decision', json.dumps(record))
-    os.makedirs(pushed.uri, exist_ok=True)
-    with open(os.path.join(pushed.uri, DECISION_FILE), 'w') as f:
+    fileio.makedirs(pushed.uri)
+    with fileio.open_file(os.path.join(pushed.uri, DECISION_FILE), 'w') as f:
       json.dump(record, f, indent=2)
 
 
