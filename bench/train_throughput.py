@@ -96,18 +96,20 @@ def main(argv=None) -> int:
       bare.fit(x, y, batch_size=args.batch, epochs=1, verbose=0, shuffle=True)
 
     layer = augment.BatchAugment(4, True, 0.0, seed=0)
-    iterator = iter(batches)
+    input_steps = 200
+    pipeline_batches = batches.take(input_steps)
 
     @tf.function
-    def augment_batch(images):
-      return layer(images, training=True)
-
-    input_steps = 50
+    def drain():
+      # The batches as the train step receives them: pulled from tf.data and
+      # augmented inside one compiled function (no Python per batch).
+      total = tf.constant(0.0)
+      for images, _ in pipeline_batches:
+        total += tf.reduce_sum(layer(images, training=True)[:, 0, 0, 0])
+      return total
 
     def input_run():
-      for _ in range(input_steps):
-        images, _ = next(iterator)
-        augment_batch(images).numpy()
+      drain().numpy()
 
     try:
       from tf_keras.preprocessing.image import ImageDataGenerator
