@@ -107,6 +107,10 @@ def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
     logger.handlers[:] = [handler] if name != 'tensorflow' else logger.handlers
     logger.setLevel(level)
     logger.propagate = False
+  # TensorFlow's SavedModel code turns absl's verbosity down mid-run (through
+  # absl.logging.set_verbosity), which would silence the component lines.
+  absl_logger = logging.getLogger('absl')
+  absl_logger.setLevel = lambda level: None
   try:
     pipeline = create_pipeline(config, source)
     tfx.orchestration.LocalDagRunner().run(pipeline)
@@ -116,6 +120,7 @@ def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
       raise RunFailed(message) from None
     raise
   finally:
+    del absl_logger.setLevel
     for logger, handlers, level, propagate in saved:
       logger.handlers[:], logger.level, logger.propagate = (
           handlers, level, propagate)
