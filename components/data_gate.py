@@ -14,9 +14,9 @@ import os
 
 from tfx import v1 as tfx
 
+from components import anomalies as anomaly_files
 from components import fileio, image_validation
 
-ANOMALIES_FILE = 'SchemaDiff.pb'
 SCHEMA_FILE = 'schema.pbtxt'
 MARKER = 'Data validation failed'  # the command line looks for this text
 
@@ -26,22 +26,9 @@ class DataValidationError(RuntimeError):
 
 
 def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
-  """One line per anomaly: split, feature and TFDV's description."""
-  from tensorflow_metadata.proto.v0 import anomalies_pb2
-  lines = []
-  for split in split_names:
-    path = os.path.join(anomalies_uri, f'Split-{split}', ANOMALIES_FILE)
-    anomalies = anomalies_pb2.Anomalies()
-    with fileio.open_file(path, 'rb') as f:
-      anomalies.ParseFromString(f.read())
-    for feature, info in sorted(anomalies.anomaly_info.items()):
-      reasons = '; '.join(r.description for r in info.reason) or info.description
-      lines.append(f'  [{split}] feature {feature!r}: {reasons}')
-    if anomalies.HasField('dataset_anomaly_info'):
-      info = anomalies.dataset_anomaly_info
-      reasons = '; '.join(r.description for r in info.reason) or info.description
-      lines.append(f'  [{split}] dataset: {reasons}')
-  return lines
+  """One indented line per anomaly: split, feature and TFDV's description."""
+  lines = anomaly_files.describe(anomalies_uri, split_names)
+  return [f'  {line}' for line in lines]
 
 
 @tfx.dsl.components.component
