@@ -83,3 +83,24 @@ def quick_run(tmp_path_factory):
   data = write_image_tree(tmp / 'data', n_train=10, n_test=4)
   config = fixture_config(tmp)
   return tmp, data, config, run_pipeline(config, data)
+
+
+def save_fake_model(path: str, kind: str) -> str:
+  """A SavedModel whose serving_default answers each example's label ('oracle'),
+  always class 0 ('zero'), or NaN probabilities ('nan')."""
+  import tensorflow as tf
+
+  class Model(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
+                                                name='examples')])
+    def serve(self, examples):
+      labels = tf.io.parse_example(examples, {'label': tf.io.FixedLenFeature(
+          [], tf.int64, default_value=0)})['label']
+      if kind == 'nan':
+        return {'probabilities': tf.fill([tf.size(labels), 10], float('nan'))}
+      answer = labels if kind == 'oracle' else tf.zeros_like(labels)
+      return {'probabilities': tf.one_hot(answer, 10)}
+  model = Model()
+  tf.saved_model.save(model, path, signatures={
+      'serving_default': model.serve.get_concrete_function()})
+  return path

@@ -18,6 +18,7 @@ import pytest
 from components import push as push_lib
 from components import selector
 from components.selector import Baseline, Candidate
+from tests.conftest import save_fake_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -68,31 +69,12 @@ def test_the_served_model_is_the_bar(served, tolerance, chosen, words):
     assert f'which scores {served:.4f} on the same test split' in decision.reason
 
 
-def _save(path: str, kind: str) -> str:
-  import tensorflow as tf
-
-  class Model(tf.Module):
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
-                                                name='examples')])
-    def serve(self, examples):
-      labels = tf.io.parse_example(examples, {'label': tf.io.FixedLenFeature(
-          [], tf.int64, default_value=0)})['label']
-      if kind == 'nan':
-        return {'probabilities': tf.fill([tf.size(labels), 10], float('nan'))}
-      answer = labels if kind == 'oracle' else tf.zeros_like(labels)
-      return {'probabilities': tf.one_hot(answer, 10)}
-  model = Model()
-  tf.saved_model.save(model, path, signatures={
-      'serving_default': model.serve.get_concrete_function()})
-  return path
-
-
 @pytest.fixture(scope='module')
 def models(tmp_path_factory):
   """kind -> a Model artifact's uri holding Format-Serving/ of that kind."""
   base = tmp_path_factory.mktemp('models')
   for kind in ('oracle', 'zero', 'nan'):
-    _save(str(base / kind / 'Format-Serving'), kind)
+    save_fake_model(str(base / kind / 'Format-Serving'), kind)
   return {kind: str(base / kind) for kind in ('oracle', 'zero', 'nan')}
 
 

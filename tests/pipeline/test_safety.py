@@ -32,28 +32,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import write_image_tree
+from tests.conftest import save_fake_model, write_image_tree
 
 pytestmark = pytest.mark.e2e
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHED = ('Cifar10ExampleGen', 'ImportSchemaGen', 'StatisticsGen',
           'ExampleValidator', 'ImageValidator', 'DataGate', 'Transform')
-
-
-def save_oracle(path: str) -> None:
-  """A SavedModel whose serving_default answers each example's own label."""
-  import tensorflow as tf
-
-  class Oracle(tf.Module):
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
-                                                name='examples')])
-    def serve(self, examples):
-      labels = tf.io.parse_example(examples, {'label': tf.io.FixedLenFeature(
-          [], tf.int64, default_value=0)})['label']
-      return {'probabilities': tf.one_hot(labels, 10)}
-  oracle = Oracle()
-  tf.saved_model.save(oracle, path, signatures={
-      'serving_default': oracle.serve.get_concrete_function()})
 
 
 def snapshot(folder: str) -> dict:
@@ -100,7 +84,7 @@ def scenario(tmp_path_factory):
   for path in glob.glob(os.path.join(data, 'test', '*', '*.png')):
     Image.fromarray(rng.integers(0, 256, (32, 32, 3), np.uint8)).save(path)
   root, serving = str(tmp / 'root'), str(tmp / 'serving')
-  save_oracle(os.path.join(serving, 'cifar10', '1'))
+  save_fake_model(os.path.join(serving, 'cifar10', '1'), 'oracle')
   served_before = snapshot(serving)
   argv = ['run', '--preset', 'quick', '--data', data, '--root', root,
           '--serving-dir', serving, '--set', 'data.validation_fraction=0.2',
