@@ -24,7 +24,7 @@ import os
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import fileio, push as push_lib
+from components import evaluation_metrics, fileio, push as push_lib
 
 DECISION_FILE = 'decision.json'
 METRIC = 'accuracy'  # the metric name configured in pipeline/evaluation.py
@@ -89,13 +89,11 @@ def select(candidates: list[Candidate], baseline: Baseline | None = None,
 
 
 def read_accuracy(evaluation_uri: str) -> float:
-  import tensorflow_model_analysis as tfma
-  for metrics in tfma.load_metrics(evaluation_uri):
-    if not metrics.slice_key.single_slice_keys:
-      for entry in metrics.metric_keys_and_values:
-        if entry.key.name == METRIC:
-          return float(entry.value.double_value.value)
-  raise ValueError(f'No overall {METRIC!r} metric in {evaluation_uri}.')
+  overall = evaluation_metrics.metrics(evaluation_uri)['overall']
+  if METRIC not in overall:
+    raise ValueError(f'No overall {METRIC!r} metric in {evaluation_uri}.')
+  value = overall[METRIC]
+  return float('nan') if value is None else value
 
 
 def push(saved_model_dir: str, serving_dir: str, model_name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+from components import evaluation_metrics
 from pipeline import runs
 from pipeline.config import CLASS_NAMES
 from pipeline.report import tfma_results
@@ -69,7 +70,7 @@ def model_facts(records, record, name: str) -> dict:
     facts['info'] = _read_json(os.path.join(
         model_run.uri, 'model_info.json')) or facts['info']
   if evaluation is not None and os.path.isdir(evaluation.uri):
-    found = tfma_results.metrics(evaluation.uri)
+    found = evaluation_metrics.metrics(evaluation.uri)
     facts['metrics'], facts['per_class'] = found['overall'], found['per_class']
     facts['confusion'] = tfma_results.confusion_matrix(evaluation.uri,
                                                        len(CLASS_NAMES))

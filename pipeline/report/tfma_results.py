@@ -1,5 +1,6 @@
-"""Reads one Evaluator's TFMA output: metrics, per-class results, the confusion
-matrix and the thresholds with their outcome.
+"""Reads one Evaluator's TFMA output for the report: the confusion matrix and
+the thresholds with their outcome (the metrics themselves come from
+`components.evaluation_metrics`, which the ModelSelector reads too).
 
 Called by `pipeline/report/facts.py` with the URI of a ModelEvaluation
 artifact found through ML Metadata. TFMA is imported inside the functions.
@@ -8,36 +9,7 @@ artifact found through ML Metadata. TFMA is imported inside the functions.
 from __future__ import annotations
 
 import json
-import math
 import os
-
-
-def _value(entry) -> float | None:
-  """A metric value as a float; None for NaN (e.g. precision of a class the
-  model never predicts: 0/0)."""
-  kind = entry.value.WhichOneof('type')
-  if kind != 'double_value':
-    return None
-  value = float(entry.value.double_value.value)
-  return None if math.isnan(value) else value
-
-
-def metrics(uri: str) -> dict:
-  """{'overall': {name: value}, 'per_class': {class_id: {name: value}}}."""
-  import tensorflow_model_analysis as tfma
-  overall: dict = {}
-  per_class: dict = {}
-  for sliced in tfma.load_metrics(uri):
-    if sliced.slice_key.single_slice_keys:
-      continue  # only the overall slice is configured
-    for entry in sliced.metric_keys_and_values:
-      key = entry.key
-      if key.HasField('sub_key') and key.sub_key.HasField('class_id'):
-        per_class.setdefault(int(key.sub_key.class_id.value), {})[
-            key.name] = _value(entry)
-      elif not key.HasField('sub_key'):
-        overall[key.name] = _value(entry)
-  return {'overall': overall, 'per_class': per_class}
 
 
 def confusion_matrix(uri: str, num_classes: int) -> dict:
