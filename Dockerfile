@@ -41,7 +41,7 @@ WORKDIR /pipeline
 #    from the lock are checked; packages the TFX image already has at the
 #    locked version (tensorflow 2.16.2, tfx 1.16.0, kfp 2.5.0, ...) stay.
 COPY pyproject.toml uv.lock ./
-RUN uv export --frozen --no-dev --no-emit-project --format requirements.txt \
+RUN uv export --frozen --no-dev --extra s3 --no-emit-project --format requirements.txt \
       --output-file /tmp/requirements.txt \
  && uv pip install --python "$(command -v python)" --break-system-packages \
       -r /tmp/requirements.txt \
@@ -51,7 +51,7 @@ RUN uv export --frozen --no-dev --no-emit-project --format requirements.txt \
 COPY . .
 RUN uv pip install --python "$(command -v python)" --break-system-packages \
       --no-deps --editable . \
- && python -c "import tensorflow as tf, tfx, pipeline.kubeflow, components.selector; \
+ && python -c "import tensorflow as tf, tensorflow_io, tfx, pipeline.pod, pipeline.kubeflow, components.selector; \
 print('tensorflow', tf.__version__, 'built with CUDA', tf.test.is_built_with_cuda(), \
 '| tfx', tfx.__version__)"
 

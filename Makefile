@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 setup:
 	@test -n "$(PY310)" || { echo "Python 3.10 not found: install it (e.g. pyenv install 3.10) and retry." >&2; exit 1; }
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install -q uv
-	@$(UV) sync --frozen --python "$(PY310)"
+	@$(UV) sync --frozen --extra s3 --python "$(PY310)"
 
 run: setup
 	.venv/bin/cifar10-tfx run $(ARGS)

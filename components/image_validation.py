@@ -32,7 +32,9 @@ _FEATURES = ('id', 'label', 'image')
 
 class ImageValidationReport(Artifact):
   """What the ImageValidator found: report.json, duplicates.png."""
-  TYPE_NAME = 'cifar10.ImageValidationReport'  # KFP wants <namespace>.<Name>
+  # KFP compiles a custom type only as `<namespace>.<Name>`, and TFX's pod
+  # entrypoint imports the class from that name: so, an import path.
+  TYPE_NAME = 'components.ImageValidationReport'
 
 
 def read_split(examples_uri: str, split: str) -> tuple[list[str], list[int],

@@ -1,4 +1,4 @@
-"""The serving directory: versions, the atomic push, and running a SavedModel.
+"""The serving directory: versions, the push lock, and the push itself.
 
 Called by `components/selector.py` (the ModelSelector's executor). Layout is
 TF Serving's: `<serving_dir>/<model_name>/<version>/` with integer versions; a
@@ -8,7 +8,17 @@ and ours: `.push.lock` (one push at a time, across pipeline roots),
 increase even if someone deletes the newest) and `.staging-*` (a copy being
 pushed; one left by a killed push is removed by the next).
 
-TensorFlow is imported only by the functions that run a model.
+Two stores, one contract (a failure or a crash at any point leaves the served
+versions as they were; a server never loads a partial version):
+
+- a local or mounted folder: flock, a staged copy flushed to disk, and an
+  atomic rename into place;
+- an object store (gs://, s3://; Kubeflow's pipeline root): no flock and no
+  atomic rename exist there. The lock is a lease object (`.push.lock`, taken
+  when absent or older than `LEASE_SECONDS`, then read back); the staged copy
+  is checked, then copied into `<version>/` with `saved_model.pb` last and
+  removed on any failure. TF Serving reads a version only once
+  `saved_model.pb` exists, and retries a load that fails.
 """
 
 from __future__ import annotations
@@ -17,42 +27,79 @@ import contextlib
 import fcntl
 import os
 import shutil
+import time
 import uuid
 from typing import Callable, Iterator
 
-import numpy as np
+from components import fileio
 
 LOCK_FILE, LAST_VERSION_FILE, STAGING_PREFIX = '.push.lock', '.last_version', '.staging-'
+SAVED_MODEL_FILES = ('saved_model.pb', 'saved_model.pbtxt')  # written last
+LEASE_SECONDS = 1800.0  # an object-store lock older than this is abandoned
+_POLL_SECONDS = 2.0
 
 
 def versions(model_dir: str) -> list[int]:
   """The versions a server would load, ascending."""
-  if not os.path.isdir(model_dir):
-    return []
-  return sorted(int(d) for d in os.listdir(model_dir)
-                if d.isdigit() and os.path.isdir(os.path.join(model_dir, d)))
+  return sorted(int(d) for d in fileio.listdir(model_dir)
+                if d.isdigit() and fileio.isdir(os.path.join(model_dir, d)))
 
 
 def next_version(model_dir: str) -> int:
-  last = 0
-  try:
-    with open(os.path.join(model_dir, LAST_VERSION_FILE)) as f:
-      last = int(f.read().strip() or 0)
-  except (OSError, ValueError):
-    pass
+  last, path = 0, os.path.join(model_dir, LAST_VERSION_FILE)
+  if fileio.exists(path):
+    with fileio.open_file(path) as f:  # the highest number in it counts
+      last = max((int(t) for t in f.read().split() if t.isdigit()), default=0)
   return max(versions(model_dir) + [last]) + 1
 
 
 @contextlib.contextmanager
 def locked(model_dir: str) -> Iterator[None]:
   """Holds `<model_dir>/.push.lock` (blocking): one push at a time."""
-  os.makedirs(model_dir, exist_ok=True)
+  fileio.makedirs(model_dir)
+  if fileio.is_remote(model_dir):
+    with _leased(os.path.join(model_dir, LOCK_FILE)):
+      yield
+    return
   with open(os.path.join(model_dir, LOCK_FILE), 'w') as handle:
     fcntl.flock(handle, fcntl.LOCK_EX)
     try:
       yield
     finally:
       fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _leased(lock: str) -> Iterator[None]:
+  """An object-store lock: a lease object holding a token and its time."""
+  token = uuid.uuid4().hex
+  while True:
+    holder = _read_lease(lock)
+    if holder is None or time.time() - holder[1] > LEASE_SECONDS:
+      with fileio.open_file(lock, 'w') as f:
+        f.write(f'{token} {time.time():.3f}\n')
+      time.sleep(0.2)  # a writer that raced us has landed by now
+      held = _read_lease(lock)
+      if held and held[0] == token:
+        break
+    time.sleep(_POLL_SECONDS)
+  try:
+    yield
+  finally:
+    held = _read_lease(lock)
+    if held and held[0] == token:
+      fileio.remove(lock)
+
+
+def _read_lease(lock: str) -> tuple[str, float] | None:
+  if not fileio.exists(lock):
+    return None
+  try:
+    with fileio.open_file(lock) as f:  # its last line, if a store appends
+      token, stamp = f.read().split()[-2:]
+    return token, float(stamp)
+  except ValueError:  # torn or foreign content: treat as no lease
+    return None
 
 
 def _fsync_tree(root: str) -> None:
@@ -75,45 +122,56 @@ def push(saved_model_dir: str, model_dir: str,
          check: Callable[[str], None] | None = None) -> str:
   """Copies a SavedModel to `<model_dir>/<next version>/`; call under `locked`.
 
-  The copy goes to a hidden staging folder beside the versions, is flushed to
-  disk, passes `check(staging)` (which raises to refuse it), and is renamed
-  into place: a server never sees a partial version, and a failure or a
-  crash at any point leaves the served versions as they were.
+  The copy goes to a hidden staging folder beside the versions and must pass
+  `check(staging)` (which raises to refuse it) before it becomes a version:
+  by an atomic rename on a local disk, by a copy that writes `saved_model.pb`
+  last on an object store.
   """
-  os.makedirs(model_dir, exist_ok=True)
-  for name in os.listdir(model_dir):  # left by a push that was killed
+  fileio.makedirs(model_dir)
+  for name in fileio.listdir(model_dir):  # left by a push that was killed
     if name.startswith(STAGING_PREFIX):
-      shutil.rmtree(os.path.join(model_dir, name), ignore_errors=True)
+      fileio.remove_tree(os.path.join(model_dir, name))
   staging = os.path.join(model_dir, f'{STAGING_PREFIX}{uuid.uuid4().hex}')
+  remote = fileio.is_remote(model_dir)
+  destination = ''
   try:
-    shutil.copytree(saved_model_dir, staging)
-    _fsync_tree(staging)
+    if remote:
+      fileio.copy_tree(saved_model_dir, staging)
+    else:
+      shutil.copytree(saved_model_dir, staging)
+      _fsync_tree(staging)
     if check:
       check(staging)
     version = next_version(model_dir)
     destination = os.path.join(model_dir, str(version))
-    os.rename(staging, destination)
+    if remote:
+      fileio.copy_tree(staging, destination, last=SAVED_MODEL_FILES)
+    else:
+      os.rename(staging, destination)
   except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
+    fileio.remove_tree(staging)
+    if remote and destination:
+      fileio.remove_tree(destination)
     raise
-  with open(os.path.join(model_dir, LAST_VERSION_FILE), 'w') as f:
+  if remote:
+    fileio.remove_tree(staging)
+  with fileio.open_file(os.path.join(model_dir, LAST_VERSION_FILE), 'w') as f:
     f.write(f'{version}\n')
-  _fsync_dir(model_dir)
+  if not remote:
+    _fsync_dir(model_dir)
   return destination
 
 
 def same_model(a: str, b: str) -> bool:
   """True if two SavedModel folders hold the same files with the same bytes."""
-  def listing(root: str) -> list[str]:
-    return sorted(os.path.relpath(os.path.join(d, f), root)
-                  for d, _, files in os.walk(root) for f in files)
-  if not (os.path.isdir(a) and os.path.isdir(b)) or listing(a) != listing(b):
+  if not (fileio.isdir(a) and fileio.isdir(b)):
     return False
-  for rel in listing(a):
-    x, y = os.path.join(a, rel), os.path.join(b, rel)
-    if os.path.getsize(x) != os.path.getsize(y):
-      return False
-    with open(x, 'rb') as fx, open(y, 'rb') as fy:
+  listing = fileio.files_under(a)
+  if listing != fileio.files_under(b):
+    return False
+  for rel in listing:
+    with fileio.open_file(os.path.join(a, rel), 'rb') as fx, fileio.open_file(
+        os.path.join(b, rel), 'rb') as fy:
       while True:
         chunk = fx.read(1 << 20)
         if chunk != fy.read(1 << 20):
@@ -121,78 +179,3 @@ def same_model(a: str, b: str) -> bool:
         if not chunk:
           break
   return True
-
-
-def read_examples(examples_uri: str, split: str = 'test',
-                  label_key: str = 'label') -> tuple[list[bytes], np.ndarray]:
-  """(serialized tf.Examples, labels) of one split of an Examples artifact."""
-  import tensorflow as tf
-  files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f'Split-{split}',
-                                               '*')))
-  compression = 'GZIP' if files and files[0].endswith('.gz') else ''
-  records = [r.numpy() for r in tf.data.TFRecordDataset(
-      files, compression_type=compression)]
-  if not records:
-    return [], np.zeros([0], np.int64)
-  labels = tf.io.parse_example(records, {label_key: tf.io.FixedLenFeature(
-      [], tf.int64, default_value=-1)})[label_key]
-  return records, labels.numpy()
-
-
-def predict(saved_model_dir: str, examples: list[bytes],
-            batch_size: int = 256) -> np.ndarray:
-  """Class probabilities [n, classes] from the model's `serving_default`.
-
-  Raises (any exception) when the model does not load or does not answer
-  with a finite probability distribution per example.
-  """
-  import tensorflow as tf
-  signature = tf.saved_model.load(saved_model_dir).signatures['serving_default']
-  _, inputs = signature.structured_input_signature
-  if len(inputs) != 1:
-    raise ValueError(f'serving_default takes {sorted(inputs)}, not one input '
-                     'of serialized tf.Examples')
-  name = next(iter(inputs))
-  out = []
-  for start in range(0, len(examples), batch_size):
-    result = signature(**{name: tf.constant(examples[start:start + batch_size])})
-    if 'probabilities' not in result:
-      raise ValueError(f'serving_default answers {sorted(result)}, without '
-                       "'probabilities'")
-    out.append(result['probabilities'].numpy().astype(np.float64))
-  probabilities = np.concatenate(out) if out else np.zeros([0, 0])
-  if probabilities.ndim != 2 or len(probabilities) != len(examples):
-    raise ValueError(f'serving_default answered probabilities of shape '
-                     f'{probabilities.shape} for {len(examples)} examples')
-  sums = probabilities.sum(axis=1)
-  if not np.all(np.isfinite(probabilities)) or not np.allclose(sums, 1, atol=1e-3):
-    raise ValueError('serving_default answered probabilities that are not '
-                     f'finite distributions (row sums {sums[:4].round(4)})')
-  return probabilities
-
-
-class CheckFailed(RuntimeError):
-  """A staged model did not load or answer; it must not be pushed."""
-
-
-def short(error: BaseException) -> str:
-  """'ValueError: the first 300 characters of its message, on one line'."""
-  text = ' '.join(str(error).split())
-  return f'{type(error).__name__}: {text[:300]}{"..." if len(text) > 300 else ""}'
-
-
-def answers(examples: list[bytes]) -> Callable[[str], None]:
-  """The pre-push check: the staged model answers `examples`, else CheckFailed."""
-  def check(staging: str) -> None:
-    try:
-      predict(staging, examples)
-    except Exception as e:  # pylint: disable=broad-except
-      raise CheckFailed(short(e)) from None
-  return check
-
-
-def accuracy(saved_model_dir: str, examples: list[bytes],
-             labels: np.ndarray) -> float:
-  """Top-1 accuracy, as TFMA's SparseCategoricalAccuracy computes it."""
-  probabilities = predict(saved_model_dir, examples)
-  return float(np.mean(np.argmax(probabilities, axis=1) == labels))

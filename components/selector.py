@@ -11,7 +11,8 @@ at most `baseline_tolerance` (a served model that cannot be run is reported
 and does not block the push); (4) the staged copy must answer
 `serving_default` on a few test examples, else the next candidate is tried.
 Steps 3-4 and the push hold the serving directory's push lock
-(`components/push.py`). The decision and its reason go on the output
+(`components/push.py`); the serving directory may be a local folder or an
+object-store URL. The decision and its reason go on the output
 PushedModel artifact in ML Metadata and into `decision.json` beside it.
 """
 
@@ -24,7 +25,7 @@ import os
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import evaluation_metrics, fileio, push as push_lib
+from components import evaluation_metrics, fileio, model_check, push as push_lib
 
 DECISION_FILE = 'decision.json'
 METRIC = 'accuracy'  # the metric name configured in pipeline/evaluation.py
@@ -111,9 +112,9 @@ def measure_baseline(model_dir: str, examples: list[bytes], labels
     return None
   path = os.path.join(model_dir, str(served[-1]))
   try:
-    return Baseline(served[-1], path, push_lib.accuracy(path, examples, labels))
+    return Baseline(served[-1], path, model_check.accuracy(path, examples, labels))
   except Exception as e:  # pylint: disable=broad-except
-    return Baseline(served[-1], path, None, push_lib.short(e))
+    return Baseline(served[-1], path, None, model_check.short(e))
 
 
 def compare_and_push(candidates: list[Candidate], models: dict[str, str],
@@ -140,9 +141,9 @@ def compare_and_push(candidates: list[Candidate], models: dict[str, str],
         break
       try:
         destination = push_lib.push(models[decision.chosen], model_dir,
-                                    push_lib.answers(examples[:check_examples]))
+                                    model_check.answers(examples[:check_examples]))
         break
-      except push_lib.CheckFailed as e:
+      except model_check.CheckFailed as e:
         failed[decision.chosen] = str(e)
   if failed:
     decision = dataclasses.replace(decision, reason='; '.join(
@@ -171,7 +172,7 @@ class Executor(base_executor.BaseExecutor):
               'check_failures': {}}
     decision, destination = select(candidates, None, tolerance), None
     if decision.chosen:  # someone may be pushed: compare, check, push
-      examples, labels = push_lib.read_examples(input_dict['examples'][0].uri)
+      examples, labels = model_check.read_examples(input_dict['examples'][0].uri)
       decision, destination = compare_and_push(
           candidates, {n: path_utils.serving_model_path(uri)
                        for n, uri in models.items()},
@@ -245,7 +246,7 @@ def ModelSelector(candidates: dict, *, examples, serving_dir: str,
                      f'{name}_blessing': blessing})
   spec = spec_class(
       candidates=json.dumps(list(candidates)),
-      serving_dir=os.path.abspath(serving_dir), model_name=model_name,
+      serving_dir=fileio.absolute(serving_dir), model_name=model_name,
       baseline_tolerance=float(baseline_tolerance),
       check_examples=int(check_examples), code_fingerprint=code_fingerprint,
       pushed_model=channel.Channel(type=standard_artifacts.PushedModel),

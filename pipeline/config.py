@@ -86,11 +86,14 @@ class ServingConfig:
 @dataclass
 class KubeflowConfig:
   image: str = 'ghcr.io/your-org/cifar10-tfx:latest'  # image every node runs
-  pipeline_root: str = 'gs://your-bucket/cifar10-tfx'  # artifacts in an object store
+  pipeline_root: str = 'gs://your-bucket/cifar10-tfx'  # gs://, s3:// or minio:// bucket URL
   data: str = ''  # --data as the pods see it (gs://, s3://, ...); '' = data.source
   accelerator_type: str = 'nvidia.com/gpu'  # Vertex AI: e.g. NVIDIA_TESLA_T4
   trainer_cpu: float = 8.0  # cores requested per Trainer pod
   trainer_memory_gb: float = 32.0  # GiB requested per Trainer pod
+  s3_endpoint: str = ''  # S3 API URL for s3:// and minio:// roots; '' = AWS / KFP's MinIO
+  s3_region: str = 'us-east-1'
+  s3_secret: str = 'mlpipeline-minio-artifact'  # k8s secret (accesskey, secretkey); '' = none
   host: str = ''  # KFP API endpoint, e.g. https://kfp.example.com
   namespace: str = 'kubeflow'
   experiment: str = 'cifar10-tfx'

@@ -126,8 +126,9 @@ def create_pipeline(config: PipelineConfig, source):
       model_name=config.serving.model_name,
       baseline_tolerance=config.serving.baseline_tolerance,
       check_examples=config.serving.check_examples,
-      code_fingerprint=source_fingerprint('components/selector.py',
-                                          'components/push.py'),
+      code_fingerprint=source_fingerprint(
+          'components/selector.py', 'components/push.py',
+          'components/model_check.py', 'components/fileio.py'),
   ).with_id('ModelSelector')
   components.append(selector)
 

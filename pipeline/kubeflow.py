@@ -16,6 +16,10 @@ TFX's `KubeflowV2DagRunner`:
   pipeline root; a spec still naming a local path is refused;
 - the pipeline root is written into the spec (`defaultPipelineRoot`), which
   TFX's YAML output leaves out, so an uploaded spec runs without arguments.
+- every node runs `python -m pipeline.pod` (TFX's container entrypoint,
+  wrapped); an S3 or MinIO root adds the S3 settings to every node's
+  environment and its secret as a kubernetes platform spec
+  (`pipeline/object_store.py`).
 
 Runtime parameters: none are exposed. Epochs, thresholds and the rest live
 inside the Trainers' `custom_config` and the Evaluators' `eval_config`, which
@@ -34,10 +38,12 @@ import posixpath
 import re
 import sys
 
+from pipeline import object_store
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.fingerprint import ROOT
 
 IMAGE_ROOT = '/pipeline'  # the project's folder in the image (Dockerfile WORKDIR)
+POD_COMMAND = ['python', '-m', 'pipeline.pod']  # TFX's entrypoint, wrapped
 ROOT_SCHEMES = ('gs', 's3', 'minio')  # object stores KFP accepts as pipeline root
 _PLACEHOLDERS = ('your-org', 'your-bucket')  # in KubeflowConfig's defaults
 _BYTES_PER_GIB = 2 ** 30
@@ -80,13 +86,11 @@ def check(config: PipelineConfig, *, for_upload: bool = False) -> list[str]:
     if for_upload:
       raise ConfigError(f'Not uploading: {message}')
     notes.append(f'note: {message}')
-  if scheme.group(1) != 'gs':  # TFX's file I/O is tf.io.gfile: gs:// only
-    notes.append('note: TFX reads and writes artifacts through TensorFlow\'s '
-                 'file systems, which have gs:// built in; ' + (
-                     's3:// needs tensorflow-io\'s S3 file system in the image'
-                     if scheme.group(1) == 's3' else
-                     'none reads minio:// (use s3:// against MinIO\'s S3 '
-                     'endpoint, with tensorflow-io in the image)') + '.')
+  if k.s3_endpoint and not re.match(r'https?://[^/]+$', k.s3_endpoint):
+    raise ConfigError(f'kubeflow.s3_endpoint {k.s3_endpoint!r} must be an '
+                      'http(s)://HOST[:PORT] URL, e.g. '
+                      f'{object_store.KFP_MINIO_ENDPOINT}.')
+  notes += object_store.notes(config)
   return notes
 
 
@@ -94,9 +98,11 @@ def serving_dir(config: PipelineConfig) -> str:
   """Where ModelSelector pushes on the cluster: a relative folder moves under
   the pipeline root; a URL or an absolute (mounted) path stays as set."""
   directory = config.serving.directory
+  if directory.startswith('minio://'):
+    return 's3://' + directory[len('minio://'):]
   if '://' in directory or directory.startswith('/'):
     return directory
-  return posixpath.join(config.kubeflow.pipeline_root.rstrip('/'),
+  return posixpath.join(object_store.tfx_root(config).rstrip('/'),
                         directory.strip('/') or 'serving_model')
 
 
@@ -144,9 +150,10 @@ def build(config: PipelineConfig):
   """`create_pipeline` for the cluster: pod data, resources, image paths."""
   from pipeline.create import create_pipeline, trainer_id
   pipeline = create_pipeline(config, pod_source(config))
-  moves = ((pipeline.pipeline_info.pipeline_root, config.kubeflow.pipeline_root),
+  root = object_store.tfx_root(config)
+  moves = ((pipeline.pipeline_info.pipeline_root, root),
            (str(ROOT), IMAGE_ROOT))  # the local root may lie inside ROOT
-  pipeline.pipeline_info.pipeline_root = config.kubeflow.pipeline_root
+  pipeline.pipeline_info.pipeline_root = root
   trainers = {trainer_id(name): name for name in config.models}
   for node in pipeline.components:
     properties = node.exec_properties
@@ -176,12 +183,22 @@ def compile_spec(config: PipelineConfig, output: str) -> dict:
   from tfx import v1 as tfx
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-          display_name=config.name, default_image=config.kubeflow.image))
+          display_name=config.name, default_image=config.kubeflow.image,
+          default_commands=POD_COMMAND))
   job = runner.run(build(config), write_out=False)
   spec = job['pipelineSpec']
-  spec['defaultPipelineRoot'] = config.kubeflow.pipeline_root
+  spec['defaultPipelineRoot'] = object_store.tfx_root(config)
   _check_no_local_paths(config, spec)
+  executors = spec['deploymentSpec']['executors']
+  env = object_store.pod_env(config)
+  for body in executors.values():
+    if env and 'container' in body:
+      body['container']['env'] = env
   body = yaml.safe_dump(spec, sort_keys=True)
+  platform = object_store.platform_spec(config, [
+      label for label, b in executors.items() if 'container' in b])
+  if platform:
+    body += '---\n' + yaml.safe_dump(platform, sort_keys=True)
   text = (f'# PIPELINE DEFINITION\n# Name: {config.name}\n'
           f'# Description: {config.name}, preset {config.preset}, compiled '
           f'from create_pipeline with TFX {tfx.__version__}.\n' + body)

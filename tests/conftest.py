@@ -7,6 +7,7 @@ Used by the tests of every package. Images are random but class-dependent
 from __future__ import annotations
 
 import os
+import socket
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -104,3 +105,43 @@ def save_fake_model(path: str, kind: str) -> str:
   tf.saved_model.save(model, path, signatures={
       'serving_default': model.serve.get_concrete_function()})
   return path
+
+
+S3_BUCKET = 'bucket'
+
+
+def s3_env(endpoint: str) -> dict:
+  """The environment a pod gets for an S3 root (pipeline/object_store.py),
+  plus the keys a secret would give it."""
+  return {'S3_ENDPOINT': endpoint, 'S3_USE_HTTPS': '0', 'S3_VERIFY_SSL': '0',
+          'AWS_REGION': 'us-east-1', 'AWS_ACCESS_KEY_ID': 'test',
+          'AWS_SECRET_ACCESS_KEY': 'test', 'TF_CPP_MIN_LOG_LEVEL': '2'}
+
+
+@pytest.fixture(scope='session')
+def s3_endpoint():
+  """URL of moto's S3 server on 127.0.0.1, holding an empty bucket S3_BUCKET.
+
+  Tests give the URL to child processes (tensorflow-io's S3 client aborts at
+  interpreter exit, so it never runs inside pytest itself).
+  """
+  pytest.importorskip('tensorflow_io')
+  moto_server = pytest.importorskip('moto.server')
+  import boto3
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  server = moto_server.ThreadedMotoServer(ip_address='127.0.0.1', port=port)
+  server.start()
+  url = f'http://127.0.0.1:{port}'
+  boto3.client('s3', endpoint_url=url, region_name='us-east-1',
+               aws_access_key_id='test', aws_secret_access_key='test'
+               ).create_bucket(Bucket=S3_BUCKET)
+  yield url
+  server.stop()
+
+
+def s3_client(endpoint: str):
+  import boto3
+  return boto3.client('s3', endpoint_url=endpoint, region_name='us-east-1',
+                      aws_access_key_id='test', aws_secret_access_key='test')

@@ -19,6 +19,7 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 from PIL import Image
 
+from components import fileio
 from components.ingest.errors import DataError
 from components.ingest.images import to_png
 from pipeline.config import CLASS_NAMES, OFFICIAL_URL
@@ -29,7 +30,7 @@ _FIX = f'replace it with the file from {OFFICIAL_URL}'
 
 
 def is_pickle_dir(path: str) -> bool:
-  return all(os.path.isfile(os.path.join(path, n)) for n in PICKLE_FILES)
+  return all(fileio.isfile(os.path.join(path, n)) for n in PICKLE_FILES)
 
 
 class _BatchUnpickler(pickle.Unpickler):
@@ -98,18 +99,18 @@ def _batches(path: str, kind: str, split: str
     for name in wanted + ('batches.meta',):
       where = os.path.join(path, name)
       try:
-        with open(where, 'rb') as f:
+        with fileio.open_file(where, 'rb') as f:
           take(name, f, where)
-      except OSError as e:
+      except fileio.errors() as e:
         raise DataError(f'{where} cannot be read ({e}): restore it.') from None
   else:
     try:
-      with tarfile.open(path, 'r|*') as tar:
+      with fileio.open_tar(path, 'r|*') as tar:
         for member in tar:
           name = posixpath.basename(member.name.rstrip('/'))
           if member.isfile() and name in wanted + ('batches.meta',):
             take(name, tar.extractfile(member), f'{member.name} in {path}')
-    except (OSError, EOFError, tarfile.TarError, zlib.error) as e:
+    except (EOFError, tarfile.TarError, zlib.error) + fileio.errors() as e:
       raise DataError(f'{path} is not a readable .tar.gz archive ({e}): '
                       'download it again.') from None
   missing = [n for n in wanted if n not in batches]

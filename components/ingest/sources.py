@@ -2,8 +2,9 @@
 
 Called by the pipeline (`resolve_source`, `split_patterns`, `find_data_error`;
 `remote_source` for Kubeflow) and by `components.ingest.executor`
-(`read_split`, inside Beam workers). Pure Python: numpy, PIL and the standard
-library, never TensorFlow. The formats themselves are read by `pickles`
+(`read_split`, inside Beam workers). Local data is read with numpy, PIL and
+the standard library alone; object-store URLs (gs://, s3://) through
+TensorFlow's file systems (`components.fileio`). The formats themselves are read by `pickles`
 (the official python batches) and `trees` (folders of images); `images` turns
 each image into the PNG an example carries and says what it rejects or converts.
 
@@ -32,6 +33,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
+from components import fileio
 from components.ingest import pickles, trees
 from components.ingest.errors import DataError, find_data_error
 from components.ingest.images import Conversions
@@ -58,7 +60,8 @@ def _unusable(what: str, cache_dir: str) -> DataError:
       f'{what}. --data accepts: the official cifar-10-python.tar.gz or its '
       'extracted cifar-10-batches-py/ folder; a folder or .tar.gz/.tgz of images '
       'laid out as train/<class>/*.png|jpg and test/<class>/* (class = '
-      f'{", ".join(CLASS_NAMES)}); an http(s) URL of such an archive; or '
+      f'{", ".join(CLASS_NAMES)}); an http(s) URL of such an archive; a '
+      'gs:// or s3:// URL of any of these; or '
       f'nothing, to use the copy in {cache_dir} or download {OFFICIAL_URL}.')
 
 
@@ -73,8 +76,12 @@ def resolve_source(spec: str, cache_dir: str) -> Source:
     spec = OFFICIAL_URL
   if re.match(r'(https?|file)://', spec, re.I):
     return _detect(_download(spec, cache), cache)
-  path = os.path.abspath(os.path.expanduser(spec))
-  if not os.path.exists(path):
+  path = fileio.absolute(spec.rstrip('/') if fileio.is_remote(spec) else spec)
+  try:
+    found = fileio.exists(path)
+  except fileio.errors() as e:
+    raise _unusable(f'{path} cannot be read ({e})', cache) from None
+  if not found:
     raise _unusable(f'{path} does not exist', cache)
   return _detect(path, cache)
 
@@ -133,11 +140,12 @@ def _download(url: str, cache: str) -> str:
 
 
 def _detect(path: str, cache: str) -> Source:
-  if os.path.isdir(path):
+  if fileio.isdir(path):
     try:
-      subdirs = sorted(e.path for e in os.scandir(path)
-                       if e.is_dir() and not e.name.startswith('.'))
-    except OSError as e:
+      subdirs = [os.path.join(path, name) for name in fileio.listdir(path)
+                 if not name.startswith('.')
+                 and fileio.isdir(os.path.join(path, name))]
+    except fileio.errors() as e:
       raise _unusable(f'{path} cannot be read ({e})', cache) from None
     for candidates in ([path], subdirs):
       found = [Source(kind, c) for c in candidates
@@ -152,9 +160,9 @@ def _detect(path: str, cache: str) -> Source:
         return found[0]
     raise _unusable(f'{path} is neither CIFAR-10 batches nor an image tree', cache)
   try:
-    with tarfile.open(path, 'r:*') as tar:
+    with fileio.open_tar(path, 'r:*') as tar:
       members = tar.getmembers()
-  except (OSError, EOFError, tarfile.TarError, zlib.error) as e:
+  except (EOFError, tarfile.TarError, zlib.error) + fileio.errors() as e:
     raise _unusable(f'{path} is not a readable .tar.gz archive ({e})', cache) from None
   layout = trees.archive_layout(members)
   if layout is None:

@@ -14,6 +14,7 @@ import tarfile
 import zlib
 from typing import Callable, Iterator
 
+from components import fileio
 from components.ingest.errors import DataError
 from components.ingest.images import IMAGE_EXTS, Conversions, to_png
 from components.ingest.pickles import PICKLE_FILES
@@ -30,7 +31,7 @@ def member_name(name: str) -> str:
 
 
 def is_image_dir(path: str) -> bool:
-  return all(os.path.isdir(os.path.join(path, s)) for s in ('train', 'test'))
+  return all(fileio.isdir(os.path.join(path, s)) for s in ('train', 'test'))
 
 
 def archive_layout(members: list[tarfile.TarInfo]) -> tuple[str, str] | None:
@@ -59,12 +60,13 @@ def _tree(kind: str, path: str, members: list[tarfile.TarInfo] | None = None
     files, folders = [], []
     try:
       for split in ('train', 'test'):
-        for entry in os.scandir(where(split)):
-          if entry.is_dir():
-            folders.append(f'{split}/{entry.name}')
-            files += [f'{split}/{entry.name}/{e.name}'
-                      for e in os.scandir(entry.path) if e.is_file()]
-    except OSError as e:
+        top = where(split).rstrip('/')
+        for folder, _, names in fileio.walk(top):
+          parts = folder[len(top):].strip('/').split('/')
+          if len(parts) == 1 and parts[0]:  # split/<class>/: its files
+            folders.append(f'{split}/{parts[0]}')
+            files += [f'{split}/{parts[0]}/{n}' for n in names]
+    except fileio.errors() as e:
       raise DataError(f'{path} cannot be read ({e}): fix it.') from None
     return files, folders, where, {}
   layout = archive_layout(members or [])
@@ -129,20 +131,20 @@ def read_tree(kind: str, path: str, split: str,
     chosen = select(_index_tree(files, folders, folder, where))
     for image_id in sorted(chosen):
       try:
-        with open(where(image_id), 'rb') as f:
+        with fileio.open_file(where(image_id), 'rb') as f:
           raw = f.read()
-      except OSError as e:
+      except fileio.errors() as e:
         raise DataError(f'{where(image_id)} cannot be read ({e}): fix it.') from None
       yield image_id, chosen[image_id], to_png(raw, where(image_id), conversions)
     return
   try:
-    with tarfile.open(path, 'r:*') as tar:
+    with fileio.open_tar(path, 'r:*') as tar:
       files, folders, where, relative = _tree(kind, path, tar.getmembers())
       chosen = select(_index_tree(files, folders, folder, where))
       for rel, member in relative.items():  # in archive order: one sequential read
         if rel in chosen:
           raw = tar.extractfile(member).read()
           yield rel, chosen[rel], to_png(raw, where(rel), conversions)
-  except _ARCHIVE_ERRORS as e:
+  except _ARCHIVE_ERRORS + fileio.errors() as e:
     raise DataError(f'{path} is not a readable .tar.gz archive ({e}): '
                     'download or pack it again.') from None

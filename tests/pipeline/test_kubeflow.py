@@ -117,6 +117,9 @@ def test_image_pipeline_root_and_paths_are_the_cluster_ones(compiled):
   for task in spec.root.dag.tasks:
     image = container(spec, task)['image']
     assert image == IMAGE, task
+    assert container(spec, task)['command'] == ['python', '-m', 'pipeline.pod']
+    assert 'env' not in container(spec, task)  # gs:// needs no settings
+  assert '\n---\n' not in text  # and no platform spec (no secret)
   assert constant(spec, 'ImportSchemaGen', 'schema_file') == (
       '/pipeline/data/schema.pbtxt')
   assert constant(spec, 'ModelSelector', 'serving_dir') == (
@@ -165,6 +168,7 @@ def test_no_runtime_parameters_settings_are_compiled_in(compiled):
     (['--data', 'relative/cifar.tar.gz'], 1, 'pods cannot see'),
     (['--data', 'https://example.com/c.tar.gz'], 1, 'do not download'),
     (['--set', 'vgg16.gpus=-1'], 2, 'vgg16.gpus must be >= 0'),
+    (['--set', 'kubeflow.s3_endpoint=minio:9000'], 2, 'http(s)://HOST[:PORT]'),
 ])
 def test_unusable_settings_end_with_one_message(args, code, words, tmp_path,
                                                 capsys):
@@ -185,3 +189,36 @@ def test_unusable_settings_end_with_one_message(args, code, words, tmp_path,
 def test_remote_source_reads_the_kind_from_the_name(spec, kind):
   source = sources.remote_source(spec)
   assert source == sources.Source(kind, spec.rstrip('/'))
+
+
+def test_a_minio_root_becomes_s3_with_endpoint_and_secret_on_every_node(
+    tmp_path, capsys):
+  import yaml
+  from kfp import components
+  path = tmp_path / 'minio.yaml'
+  assert cli.main(['compile', '--preset', 'quick', '--image', IMAGE,
+                   '--pipeline-root', 'minio://mlpipeline/cifar10-tfx',
+                   '--data', 's3://mlpipeline/data/cifar-10-python.tar.gz',
+                   '--output', str(path)]) == 0
+  assert 'TFX cannot read minio://' in capsys.readouterr().err
+  pipeline_doc, platform_doc = yaml.safe_load_all(path.read_text())
+  root = 's3://mlpipeline/cifar10-tfx'
+  assert pipeline_doc['defaultPipelineRoot'] == root
+  executors = pipeline_doc['deploymentSpec']['executors']
+  for label, body in executors.items():
+    assert {e['name']: e['value'] for e in body['container']['env']} == {
+        'AWS_REGION': 'us-east-1', 'S3_ENDPOINT': 'http://minio-service.kubeflow:9000',
+        'S3_USE_HTTPS': '0', 'S3_VERIFY_SSL': '0'}, label
+  secrets = platform_doc['platforms']['kubernetes']['deploymentSpec']['executors']
+  assert set(secrets) == set(executors)
+  for mapping in secrets.values():
+    assert mapping['secretAsEnv'] == [{
+        'secretName': 'mlpipeline-minio-artifact', 'keyToEnv': [
+            {'secretKey': 'accesskey', 'envVar': 'AWS_ACCESS_KEY_ID'},
+            {'secretKey': 'secretkey', 'envVar': 'AWS_SECRET_ACCESS_KEY'}]}]
+  loaded = components.load_component_from_file(str(path))  # KFP reads both
+  assert loaded.pipeline_spec.default_pipeline_root == root
+  assert 'minio://' not in path.read_text()
+  selector_inputs = pipeline_doc['root']['dag']['tasks']['ModelSelector']['inputs']
+  serving = selector_inputs['parameters']['serving_dir']['runtimeValue']
+  assert next(iter(serving['constantValue'].values())) == f'{root}/serving_model'
