@@ -45,6 +45,23 @@ def test_crop_keeps_pixels_and_only_shifts_them():
     assert found
 
 
+def test_flip_mirrors_whole_images_exactly_about_half_of_them():
+  x = _images(64)
+  out = np.asarray(augment.random_crop_flip(x, 5, padding=0, flip=True))
+  same = [np.array_equal(o, i) for o, i in zip(out, x)]
+  mirrored = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, x)]
+  assert all(a or b for a, b in zip(same, mirrored))
+  assert 16 <= sum(mirrored) <= 48
+
+
+def test_crop_and_flip_together_keep_every_pixel_value():
+  x = _images(8)
+  out = np.asarray(augment.random_crop_flip(x, 2, padding=4, flip=True))
+  for original, augmented in zip(x, out):
+    values = set(np.round(original.ravel(), 6)) | {0.0}
+    assert set(np.round(augmented.ravel(), 6)) <= values  # moved, never blended
+
+
 def test_rotation_is_optional_and_bounded():
   x = np.zeros((2, 32, 32, 3), 'float32')
   x[:, 16, :, :] = 1.0  # a horizontal line
