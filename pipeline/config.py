@@ -119,9 +119,11 @@ class PipelineConfig:
 
 
 def _alexnet_full() -> TrainerConfig:
+  # AdamW, chosen on validation accuracy: over 4 epochs of all of CIFAR-10 it
+  # led SGD (lr 0.1) at every epoch, 76.5% against 50.7% after 4 (README).
   return TrainerConfig(
-      module='components.trainers.alexnet', epochs=60, batch_size=256,
-      optimizer='sgd', learning_rate=0.1, weight_decay=5e-3, dropout=0.5,
+      module='components.trainers.alexnet', epochs=60, batch_size=128,
+      optimizer='adamw', learning_rate=2e-3, weight_decay=0.05, dropout=0.5,
       label_smoothing=0.1, warmup_epochs=2, early_stopping_patience=15)
 
 
