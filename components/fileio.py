@@ -98,14 +98,17 @@ def _raise(error: OSError) -> None:
   raise error
 
 
+def _relative_walk(root: str) -> Iterator[tuple[str, list[str]]]:
+  """(folder relative to `root` with '/', '' for root itself; its file names)."""
+  root = root.rstrip('/')
+  for folder, _, files in walk(root):
+    yield folder[len(root):].strip('/'), files
+
+
 def files_under(root: str) -> list[str]:
   """Paths of every file under `root`, relative to it with '/', sorted."""
-  root = root.rstrip('/')
-  found = []
-  for folder, _, files in walk(root):
-    rel = folder[len(root):].strip('/')
-    found += [f'{rel}/{name}' if rel else name for name in files]
-  return sorted(found)
+  return sorted(f'{rel}/{name}' if rel else name
+                for rel, files in _relative_walk(root) for name in files)
 
 
 def makedirs(path: str) -> None:
@@ -146,20 +149,18 @@ def copy_file(source: str, target: str) -> None:
 
 
 def copy_tree(source: str, target: str, *, last: tuple[str, ...] = ()) -> None:
-  """Copies the files under `source` to `target`, file by file.
+  """Copies the folders and files under `source` to `target`, file by file;
+  either may be a local path or a URL.
 
   Files whose relative path is in `last` are copied after all others, so a
   reader that waits for them (TF Serving waits for `saved_model.pb`) never
   finds the others missing.
   """
-  relative = files_under(source)
-  ordered = [r for r in relative if r not in last] + [r for r in relative if r in last]
-  made = set()
-  for rel in ordered:
-    folder = os.path.dirname(os.path.join(target, rel))
-    if folder not in made:
-      makedirs(folder)
-      made.add(folder)
+  files = []
+  for rel, names in _relative_walk(source):
+    makedirs(os.path.join(target, rel) if rel else target)  # empty ones too
+    files += [f'{rel}/{name}' if rel else name for name in names]
+  for rel in sorted(files, key=lambda r: r in last):  # stable: `last` at the end
     copy_file(os.path.join(source, rel), os.path.join(target, rel))
 
 

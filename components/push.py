@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import time
 import uuid
 from typing import Callable, Iterator
@@ -135,10 +134,8 @@ def push(saved_model_dir: str, model_dir: str,
   remote = fileio.is_remote(model_dir)
   destination = ''
   try:
-    if remote:
-      fileio.copy_tree(saved_model_dir, staging)
-    else:
-      shutil.copytree(saved_model_dir, staging)
+    fileio.copy_tree(saved_model_dir, staging)  # the model may be in a bucket
+    if not remote:
       _fsync_tree(staging)
     if check:
       check(staging)

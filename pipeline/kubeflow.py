@@ -191,12 +191,11 @@ def compile_spec(config: PipelineConfig, output: str) -> dict:
   _check_no_local_paths(config, spec)
   executors = spec['deploymentSpec']['executors']
   env = object_store.pod_env(config)
-  for body in executors.values():
-    if env and 'container' in body:
-      body['container']['env'] = env
+  containers = [label for label, e in executors.items() if 'container' in e]
+  for label in containers if env else ():
+    executors[label]['container']['env'] = env
   body = yaml.safe_dump(spec, sort_keys=True)
-  platform = object_store.platform_spec(config, [
-      label for label, b in executors.items() if 'container' in b])
+  platform = object_store.platform_spec(config, containers)
   if platform:
     body += '---\n' + yaml.safe_dump(platform, sort_keys=True)
   text = (f'# PIPELINE DEFINITION\n# Name: {config.name}\n'

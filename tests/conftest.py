@@ -127,16 +127,13 @@ def s3_endpoint():
   """
   pytest.importorskip('tensorflow_io')
   moto_server = pytest.importorskip('moto.server')
-  import boto3
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
     port = s.getsockname()[1]
   server = moto_server.ThreadedMotoServer(ip_address='127.0.0.1', port=port)
   server.start()
   url = f'http://127.0.0.1:{port}'
-  boto3.client('s3', endpoint_url=url, region_name='us-east-1',
-               aws_access_key_id='test', aws_secret_access_key='test'
-               ).create_bucket(Bucket=S3_BUCKET)
+  s3_client(url).create_bucket(Bucket=S3_BUCKET)
   yield url
   server.stop()
 

@@ -142,3 +142,16 @@ def test_a_held_lease_blocks_the_next_push_and_a_stale_one_is_taken(monkeypatch)
     f.write(f'dead {time.time() - push.LEASE_SECONDS - 1:.3f}\n')
   with push.locked(model_dir):
     assert push._read_lease(lock)[0] != 'dead'  # pylint: disable=protected-access
+
+
+def test_a_model_in_a_bucket_pushes_to_a_local_folder(saved_models, tmp_path):
+  """Kubeflow with a serving volume mounted in the ModelSelector pod."""
+  remote = f'{bucket()}/model'
+  fileio.copy_tree(saved_models['oracle'], remote)
+  destination = selector.push(remote, str(tmp_path / 'serving'), 'cifar10')
+  assert destination == str(tmp_path / 'serving' / 'cifar10' / '1')
+  assert push.same_model(saved_models['oracle'], destination)
+  for folder, subfolders, _ in os.walk(saved_models['oracle']):  # empty ones too
+    rel = os.path.relpath(folder, saved_models['oracle'])
+    assert sorted(os.listdir(os.path.join(destination, rel))) == sorted(
+        os.listdir(folder)), rel
