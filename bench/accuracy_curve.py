@@ -9,7 +9,15 @@ Backend-neutral: it imports no TensorFlow itself (the models, augmentation,
 schedule and training loop are Keras 3), so `KERAS_BACKEND=jax` or `torch`
 runs it too, e.g. on a GPU machine without TensorFlow. The learning-rate
 schedule spans the `--epochs` given. Validation accuracy is what a user would
-select on; test accuracy is printed for the record only.
+select on; test accuracy is printed for the record only, and the closing
+`summary` line gives the test accuracy at the best validation epoch, as the
+Trainer's best-on-validation checkpoint would.
+
+On a GPU it trains as the Trainer does there: the mixed-precision policy of
+`components.trainers.device.choose_policy`, XLA, `--steps-per-execution`.
+`--cache FILE.npz` keeps the decoded splits, so that several runs on one
+machine decode the JPEGs once; `--deadline-s` ends the run (still printing
+the summary) before an epoch that would not finish in time.
 """
 
 from __future__ import annotations
@@ -40,6 +48,35 @@ def load(source, split: str, per_class: int) -> tuple[np.ndarray, np.ndarray]:
   return np.stack(images), np.array(labels)
 
 
+def load_all(source, per_class: int, cache: str):
+  """(train, validation, test) uint8 images and labels, from `cache` if given."""
+  names = ('train', 'validation', 'test')
+  if cache and os.path.exists(cache):
+    with np.load(cache) as saved:
+      return tuple((saved[f'x_{n}'], saved[f'y_{n}']) for n in names)
+  splits = tuple(load(source, n, per_class) for n in names)
+  if cache:  # whole or not at all: runs started side by side may share it
+    partial = f'{cache}.{os.getpid()}.npz'
+    np.savez(partial, **{f'{k}_{n}': v for n, split in zip(names, splits)
+                         for k, v in zip('xy', split)})
+    os.replace(partial, cache)
+  return splits
+
+
+def summarise(rows: list[dict], targets=(0.7912, 0.90)) -> str:
+  """Best validation epoch, the test accuracy there, and time to each target."""
+  best = max(rows, key=lambda r: r['val_acc'])
+  text = (f'best_val_acc={best["val_acc"]:.4f} best_epoch={best["epoch"]} '
+          f'test_acc_at_best_val={best["test_acc"]:.4f} '
+          f'last_test_acc={rows[-1]["test_acc"]:.4f} epochs_run={len(rows)} '
+          f'wall_s={rows[-1]["wall_s"]:.0f}')
+  for target in targets:
+    hit = next((r for r in rows if r['test_acc'] >= target), None)
+    text += (f' test_{target:.4f}_at=' +
+             (f'epoch{hit["epoch"]}/{hit["wall_s"]:.0f}s' if hit else 'never'))
+  return text
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--model', default='alexnet')
@@ -48,13 +85,22 @@ def main(argv=None) -> int:
   parser.add_argument('--per-class', type=int, default=0,
                       help='training images per class (0 = all 5,000)')
   parser.add_argument('--set', dest='overrides', action='append', default=[])
+  parser.add_argument('--cache', default='',
+                      help='.npz file of the decoded splits (read, or written)')
+  parser.add_argument('--steps-per-execution', type=int, default=0,
+                      help='0 = 32 on a GPU, 1 on a CPU')
+  parser.add_argument('--policy', default='auto',
+                      help='keras dtype policy; auto = device.choose_policy')
+  parser.add_argument('--deadline-s', type=float, default=0.0,
+                      help='stop before an epoch that would end after this '
+                           'many seconds of training (0 = never)')
   args = parser.parse_args(argv)
 
   import importlib
 
   import keras
 
-  from components.trainers import loop
+  from components.trainers import device, loop
 
   config = config_lib.preset('full')
   for assignment in args.overrides:
@@ -66,16 +112,23 @@ def main(argv=None) -> int:
 
   start = time.time()
   source = sources.resolve_source(args.data, config.data.cache_dir)
-  (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
-      load(source, split, args.per_class) for split in ('train', 'validation', 'test'))
+  (x_train, y_train), (x_val, y_val), (x_test, y_test) = load_all(
+      source, args.per_class, args.cache)
   raw = x_train.astype('float32') / 255.0
   mean, std = raw.mean(axis=(0, 1, 2)), raw.std(axis=(0, 1, 2))
   normalise = lambda x: ((x.astype('float32') / 255.0 - mean) / std).astype('float32')
   x_train, x_val, x_test = normalise(x_train), normalise(x_val), normalise(x_test)
   one_hot = lambda y: keras.utils.to_categorical(y, 10)
-  print(f'backend={keras.backend.backend()} model={args.model} '
+  backend = keras.backend.backend()
+  gpus = device.gpu_capabilities(backend)
+  policy = device.choose_policy(gpus) if args.policy == 'auto' else args.policy
+  keras.mixed_precision.set_global_policy(policy)
+  jit = bool(gpus) or backend == 'jax'  # JAX without jit runs op by op
+  per_execution = args.steps_per_execution or (32 if gpus else 1)
+  print(f'backend={backend} gpus={gpus} policy={policy} jit={jit} '
+        f'steps_per_execution={per_execution} model={args.model} '
         f'train={len(x_train)} val={len(x_val)} test={len(x_test)} '
-        f'load_s={time.time() - start:.1f}', flush=True)
+        f'load_s={time.time() - start:.1f} config={trainer}', flush=True)
 
   module = importlib.import_module(trainer.module)
   built = module.build(trainer, mean, std)
@@ -84,23 +137,35 @@ def main(argv=None) -> int:
   steps = len(x_train) // trainer.batch_size
   peak = loop.schedule.peak_learning_rate(trainer.learning_rate, trainer.batch_size)
   training = loop.with_augmentation(model, trainer)
-  t0 = time.time()
+  t0, rows, epoch_s = time.time(), [], 0.0
   for name, epochs, lr, frozen in loop.phases(trainer, built.frozen_layer, peak):
     if built.frozen_layer:
       model.get_layer(built.frozen_layer).trainable = not frozen
     loop.compile_model(training, trainer, peak_lr=lr, total_steps=epochs * steps,
                        warmup_steps=0 if name == 'head' else int(
-                           trainer.warmup_epochs * steps))
-    model.compile(loss='categorical_crossentropy', metrics=['accuracy'])
+                           trainer.warmup_epochs * steps),
+                       jit_compile=jit, steps_per_execution=per_execution)
+    model.compile(loss='categorical_crossentropy', metrics=['accuracy'],
+                  jit_compile=jit)
     for epoch in range(epochs):
+      if args.deadline_s and time.time() - t0 + epoch_s > args.deadline_s:
+        print(f'deadline: stopped before epoch {len(rows) + 1}', flush=True)
+        break
+      begin = time.time()
       history = training.fit(x_train, one_hot(y_train), batch_size=trainer.batch_size,
                              epochs=epoch + 1, initial_epoch=epoch,
                              steps_per_epoch=steps, shuffle=True, verbose=0)
       val = model.evaluate(x_val, one_hot(y_val), batch_size=500, verbose=0)[1]
       test = model.evaluate(x_test, one_hot(y_test), batch_size=500, verbose=0)[1]
+      epoch_s = time.time() - begin
+      rows.append(dict(epoch=len(rows) + 1, wall_s=time.time() - t0,
+                       val_acc=val, test_acc=test))
       print(f'phase={name} epoch={epoch + 1} wall_s={time.time() - t0:.0f} '
+            f'epoch_s={epoch_s:.1f} '
             f'train_acc={history.history["accuracy"][-1]:.4f} '
             f'val_acc={val:.4f} test_acc={test:.4f}', flush=True)
+  if rows:
+    print(f'summary model={args.model} {summarise(rows)}', flush=True)
   return 0
 
 

@@ -109,6 +109,7 @@ def test_precision_policy_follows_the_devices(capabilities, policy):
 def test_device_plan_on_this_machine_is_cpu_float32():
   plan = device.plan()
   assert plan.policy == 'float32' and not plan.jit_compile
+  assert device.gpu_capabilities('tensorflow') == []
 
 
 def _tiny_model():

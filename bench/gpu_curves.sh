@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Accuracy curves of both models on one GPU machine that has JAX but no
+# TensorFlow (the lent H200 machine): three runs of bench/accuracy_curve.py
+# share the GPU, each stopping before an epoch that would pass $BUDGET s.
+#
+# Run by a person from the repository root on that machine, with the keras
+# wheel (and namex, optree) carried in .whl/ and the JPEG archive at $DATA:
+#   OUT=out DATA=.gpu/cifar10-jpeg.tar.gz BUDGET=470 bash bench/gpu_curves.sh
+# Lanes (logs in $OUT):
+#   alexnet_full.log  AlexNet, `full` preset, 60 epochs (then at batch 64,
+#                     if that can finish in time);
+#   alexnet_4ep.log   AlexNet, 4 epochs, a few recipes (chosen on validation);
+#   vgg16.log         VGG16 from random init at 32 px (no ImageNet weights).
+set -u
+OUT=${OUT:-gpu_out}
+DATA=${DATA:-.gpu/cifar10-jpeg.tar.gz}
+BUDGET=${BUDGET:-470}  # seconds of training per lane
+PER_CLASS=${PER_CLASS:-0}  # training images per class; 0 = all (a smoke test: 20)
+CACHE=/tmp/cifar10-decoded-$PER_CLASS.npz
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_MEM_FRACTION=0.3
+start=$(date +%s)
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c 'import jax, keras, numpy; print("jax", jax.__version__, "keras",
+keras.__version__, "numpy", numpy.__version__, jax.devices())'
+  python3 - "$DATA" "$CACHE" "$PER_CLASS" <<'EOF'
+import sys, time
+sys.path[:0] = ['bench', '.']
+import accuracy_curve
+from components.ingest import sources
+t = time.time()
+accuracy_curve.load_all(sources.resolve_source(sys.argv[1], ''),
+                        int(sys.argv[3]), sys.argv[2])
+print(f'decoded in {time.time() - t:.1f} s')
+EOF
+} > "$OUT/env.log" 2>&1 || { cat "$OUT/env.log"; exit 1; }
+cat "$OUT/env.log"
+nvidia-smi dmon -s u -d 5 > "$OUT/dmon.log" 2>&1 &
+
+curve() {
+  python3 bench/accuracy_curve.py --data "$DATA" --cache "$CACHE" \
+    --per-class "$PER_CLASS" "$@" 2>&1 |
+    grep --line-buffered -v -i -E 'warning|^\s*$'
+}
+(
+  curve --model alexnet --epochs 60 --deadline-s "$BUDGET"
+  # A second recipe for validation to choose from, only if it can finish:
+  # batch 64 takes about 1.6x the time of batch 128.
+  wall=$(sed -n 's/^summary.* wall_s=\([0-9]*\).*/\1/p' "$OUT/alexnet_full.log")
+  left=$((BUDGET - $(date +%s) + start))
+  if [ -n "$wall" ] && [ $((wall * 18 / 10)) -lt "$left" ]; then
+    echo "recipe: alexnet.batch_size=64"
+    curve --model alexnet --epochs 60 --deadline-s "$left" --set alexnet.batch_size=64
+  fi
+) > "$OUT/alexnet_full.log" &
+(
+  for recipe in "alexnet.batch_size=128" "alexnet.batch_size=64" \
+      "alexnet.batch_size=64 alexnet.learning_rate=4e-3" \
+      "alexnet.batch_size=128 alexnet.dropout=0.25" \
+      "alexnet.batch_size=128 alexnet.learning_rate=4e-3" \
+      "alexnet.batch_size=32 alexnet.learning_rate=4e-3" \
+      "alexnet.batch_size=64 alexnet.dropout=0.25 alexnet.label_smoothing=0" \
+      "alexnet.batch_size=128 alexnet.crop_padding=2"; do
+    left=$((BUDGET - $(date +%s) + start))
+    [ "$left" -gt 60 ] || break
+    echo "recipe: $recipe"
+    # shellcheck disable=SC2046
+    curve --model alexnet --epochs 4 --deadline-s "$left" \
+      --set alexnet.warmup_epochs=0.4 $(printf -- '--set %s ' $recipe)
+  done
+) > "$OUT/alexnet_4ep.log" &
+curve --model vgg16 --epochs "${VGG_EPOCHS:-30}" --deadline-s "$BUDGET" \
+  --set vgg16.weights=none --set vgg16.require_weights=false \
+  --set vgg16.input_size=32 --set vgg16.head_epochs=0 \
+  ${VGG_SET:---set vgg16.optimizer=adamw --set vgg16.learning_rate=1e-3 --set vgg16.weight_decay=0.05} > "$OUT/vgg16.log" &
+wait %2 %3 %4
+kill %1 2>/dev/null
+echo "all lanes done after $(( $(date +%s) - start )) s"
+grep -H -E '^(summary|recipe|deadline)' "$OUT"/alexnet_full.log "$OUT"/alexnet_4ep.log "$OUT"/vgg16.log
