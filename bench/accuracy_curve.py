@@ -160,7 +160,7 @@ def main(argv=None) -> int:
       epoch_s = time.time() - begin
       rows.append(dict(epoch=len(rows) + 1, wall_s=time.time() - t0,
                        val_acc=val, test_acc=test))
-      print(f'phase={name} epoch={epoch + 1} wall_s={time.time() - t0:.0f} '
+      print(f'phase={name} epoch={epoch + 1} wall_s={rows[-1]["wall_s"]:.0f} '
             f'epoch_s={epoch_s:.1f} '
             f'train_acc={history.history["accuracy"][-1]:.4f} '
             f'val_acc={val:.4f} test_acc={test:.4f}', flush=True)

@@ -97,9 +97,7 @@ def check(config: PipelineConfig, *, for_upload: bool = False) -> list[str]:
 def serving_dir(config: PipelineConfig) -> str:
   """Where ModelSelector pushes on the cluster: a relative folder moves under
   the pipeline root; a URL or an absolute (mounted) path stays as set."""
-  directory = config.serving.directory
-  if directory.startswith('minio://'):
-    return 's3://' + directory[len('minio://'):]
+  directory = object_store.tfx_url(config.serving.directory)
   if '://' in directory or directory.startswith('/'):
     return directory
   return posixpath.join(object_store.tfx_root(config).rstrip('/'),

@@ -31,10 +31,14 @@ def scheme(url: str) -> str:
   return found.group(1) if found else ''
 
 
+def tfx_url(url: str) -> str:
+  """A URL as TFX's nodes address it: minio://X becomes s3://X, others stay."""
+  return 's3://' + url[len('minio://'):] if scheme(url) == 'minio' else url
+
+
 def tfx_root(config: PipelineConfig) -> str:
   """The pipeline root as TFX's nodes address it (minio:// becomes s3://)."""
-  root = config.kubeflow.pipeline_root
-  return 's3://' + root[len('minio://'):] if scheme(root) == 'minio' else root
+  return tfx_url(config.kubeflow.pipeline_root)
 
 
 def endpoint(config: PipelineConfig) -> str:

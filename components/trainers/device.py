@@ -53,14 +53,13 @@ def gpu_capabilities(backend: str) -> list[tuple[int, int]]:
 
 def plan() -> DevicePlan:
   import tensorflow as tf
-  gpus = tf.config.list_physical_devices('GPU')
-  capabilities = gpu_capabilities('tensorflow')
+  gpus = gpu_capabilities('tensorflow')
   if len(gpus) > 1:
     strategy = tf.distribute.MirroredStrategy()
   else:
     strategy = tf.distribute.get_strategy()
-  policy = choose_policy(capabilities)
-  description = (f'{len(gpus)} GPU(s) {capabilities}, {policy}' if gpus
+  policy = choose_policy(gpus)
+  description = (f'{len(gpus)} GPU(s) {gpus}, {policy}' if gpus
                  else 'CPU, float32')
   _log.info('Trainer device plan: %s', description)
   return DevicePlan(strategy=strategy, policy=policy, jit_compile=bool(gpus),
