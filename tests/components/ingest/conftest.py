@@ -1,6 +1,7 @@
 """Small CIFAR-10 data sets, built per test session, for the ingest tests.
 
-Used by test_sources.py and test_executor.py through the fixtures below:
+Used by test_sources.py, test_source_errors.py and test_executor.py through
+the fixtures below (and `read`, one split as a list):
 the official pickle format exactly as published (folder and .tar.gz) and a
 tree of PNG and JPEG images (folder and .tar.gz).
 """
@@ -17,9 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from components.ingest import sources
 from pipeline.config import CLASS_NAMES
 
 BATCHES = tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch',)
+FRACTION = 0.25  # validation share of the training records in `read`
 
 
 @dataclass
@@ -35,6 +38,13 @@ class TreeData:
   root: str  # the tree itself: train/ and test/
   archive: str  # a .tgz of cifar10/train, cifar10/test
   labels: dict  # id (path inside the tree) -> label
+
+
+def read(source: sources.Source, split: str, **kwargs) -> list:
+  """All records of one split, with the tests' validation fraction and salt."""
+  kwargs.setdefault('validation_fraction', FRACTION)
+  kwargs.setdefault('salt', 'test-salt')
+  return list(sources.read_split(source, split, **kwargs))
 
 
 def write_pickles(folder: str, per_class: int = 4, seed: int = 0) -> dict:
