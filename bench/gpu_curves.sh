@@ -62,15 +62,19 @@ curve() {
   fi
 ) > "$OUT/alexnet_full.log" &
 (
-  # Best first: on a CPU, batch 64 at the preset's peak rate (lr 4e-3 per
-  # 256) led batch 128 by 1.7 points of validation accuracy after 4 epochs.
-  for recipe in "alexnet.batch_size=64 alexnet.learning_rate=4e-3" \
+  # Best first: on a CPU, batch 32 at the preset's peak rate (lr 8e-3 per
+  # 256) with dropout 0.25 and a 2-px crop had the best validation accuracy
+  # after 4 epochs (80.8%; test 80.7%); then that at batch 64, then the
+  # earlier CPU recipes and a few more regularisation settings.
+  for recipe in \
+      "alexnet.batch_size=32 alexnet.learning_rate=8e-3 alexnet.dropout=0.25 alexnet.crop_padding=2" \
+      "alexnet.batch_size=64 alexnet.learning_rate=4e-3 alexnet.dropout=0.25 alexnet.crop_padding=2" \
+      "alexnet.batch_size=64 alexnet.learning_rate=4e-3" \
       "alexnet.batch_size=32 alexnet.learning_rate=8e-3" \
-      "alexnet.batch_size=128" "alexnet.batch_size=64" \
-      "alexnet.batch_size=128 alexnet.dropout=0.25" \
+      "alexnet.batch_size=128" \
+      "alexnet.batch_size=32 alexnet.learning_rate=8e-3 alexnet.dropout=0 alexnet.crop_padding=2" \
+      "alexnet.batch_size=32 alexnet.learning_rate=8e-3 alexnet.dropout=0.25 alexnet.label_smoothing=0" \
       "alexnet.batch_size=128 alexnet.learning_rate=4e-3" \
-      "alexnet.batch_size=32 alexnet.learning_rate=4e-3" \
-      "alexnet.batch_size=64 alexnet.dropout=0.25 alexnet.label_smoothing=0" \
       "alexnet.batch_size=128 alexnet.crop_padding=2"; do
     left=$((BUDGET - $(date +%s) + start))
     [ "$left" -gt 60 ] || break
