@@ -109,6 +109,7 @@ def main(argv=None) -> int:
   trainer.epochs = args.epochs
   trainer.early_stopping_patience = 0
   config_lib.validate(config)
+  keras.utils.set_random_seed(trainer.seed)  # as the Trainer does: init, shuffle
 
   start = time.time()
   source = sources.resolve_source(args.data, config.data.cache_dir)
