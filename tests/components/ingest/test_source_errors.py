@@ -22,6 +22,7 @@ from components.ingest import sources
 from components.ingest.sources import DataError, Source
 from tests.components.ingest.conftest import read
 
+
 def read_error(source: Source, split: str = 'train') -> str:
   with pytest.raises(DataError) as caught:
     read(source, split)
