@@ -25,8 +25,10 @@ class UserError(RuntimeError):
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
   """--preset and --set, shared by every command that builds a pipeline."""
   parser.add_argument('--preset', default='full', choices=sorted(config_lib.PRESETS),
-                      help='full: all of CIFAR-10, full recipes (default); quick: '
-                      'a few hundred images, one short epoch per model')
+                      help='full: all of CIFAR-10, full recipes (default, a GPU '
+                      'job); cpu: all of CIFAR-10, recipes sized for a CPU '
+                      '(~75 min on 2 cores); quick: a few hundred images, one '
+                      'short epoch per model')
   parser.add_argument('--set', dest='overrides', action='append', default=[],
                       metavar='KEY=VALUE',
                       help='override a config field, e.g. alexnet.epochs=3 '

@@ -15,6 +15,20 @@ def test_presets_share_models_and_quick_is_small():
   assert not quick.models['vgg16'].require_weights
 
 
+def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
+  cpu, full = config_lib.preset('cpu'), config_lib.preset('full')
+  config_lib.validate(cpu)
+  assert cpu.data == full.data and cpu.evaluation == full.evaluation
+  alexnet = cpu.models['alexnet']
+  # The README's recipe: batch 32 at AdamW peak 1e-3, dropout 0.25, 2-px crop.
+  assert (alexnet.epochs, alexnet.batch_size, alexnet.optimizer) == (4, 32, 'adamw')
+  assert alexnet.learning_rate * alexnet.batch_size / 256 == pytest.approx(1e-3)
+  assert (alexnet.dropout, alexnet.crop_padding, alexnet.warmup_epochs) == (0.25, 2, 0.4)
+  vgg16 = cpu.models['vgg16']
+  assert (vgg16.input_size, vgg16.epochs, vgg16.head_epochs) == (32, 2, 1)
+  assert vgg16.weights == 'imagenet' and not vgg16.require_weights
+
+
 @pytest.mark.parametrize('assignment, getter, expected', [
     ('alexnet.epochs=3', lambda c: c.models['alexnet'].epochs, 3),
     ('models.vgg16.learning_rate=0.5', lambda c: c.models['vgg16'].learning_rate, 0.5),
