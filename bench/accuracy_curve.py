@@ -1,14 +1,14 @@
-"""Accuracy per epoch of a model trained with its `full` recipe.
+"""Accuracy per epoch of a model trained with a preset's recipe.
 
 Run by a person (not by the tests), with the project's environment:
 
-  .venv/bin/python bench/accuracy_curve.py --model alexnet --epochs 4 \
-      --data ../shared/datasets/cifar10-jpeg.tar.gz [--set alexnet.batch_size=128]
+  .venv/bin/python bench/accuracy_curve.py --preset cpu --model alexnet \
+      --data ../shared/datasets/cifar10-jpeg.tar.gz [--set alexnet.batch_size=64]
 
 Backend-neutral: it imports no TensorFlow itself (the models, augmentation,
 schedule and training loop are Keras 3), so `KERAS_BACKEND=jax` or `torch`
 runs it too, e.g. on a GPU machine without TensorFlow. The learning-rate
-schedule spans the `--epochs` given. Validation accuracy is what a user would
+schedule spans the `--epochs` given (default: the preset's). Validation accuracy is what a user would
 select on; test accuracy is printed for the record only, and the closing
 `summary` line gives the test accuracy at the best validation epoch, as the
 Trainer's best-on-validation checkpoint would.
@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from components.ingest import sources  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
+from pipeline import overrides  # noqa: E402
 
 
 def load(source, split: str, per_class: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +80,10 @@ def summarise(rows: list[dict], targets=(0.7912, 0.90)) -> str:
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--preset', default='full', choices=sorted(config_lib.PRESETS))
   parser.add_argument('--model', default='alexnet')
-  parser.add_argument('--epochs', type=int, default=4)
+  parser.add_argument('--epochs', type=int, default=0,
+                      help="epochs the schedule spans (0 = the preset's)")
   parser.add_argument('--data', default='')
   parser.add_argument('--per-class', type=int, default=0,
                       help='training images per class (0 = all 5,000)')
@@ -102,11 +105,13 @@ def main(argv=None) -> int:
 
   from components.trainers import device, loop
 
-  config = config_lib.preset('full')
+  config = config_lib.preset(args.preset)
   for assignment in args.overrides:
-    config_lib.apply_override(config, assignment)
+    overrides.apply(config, assignment)
+  if args.model not in config.models:
+    parser.error(f'--model: choose one of {", ".join(config.models)}')
   trainer = config.models[args.model]
-  trainer.epochs = args.epochs
+  trainer.epochs = args.epochs or trainer.epochs
   trainer.early_stopping_patience = 0
   config_lib.validate(config)
   keras.utils.set_random_seed(trainer.seed)  # as the Trainer does: init, shuffle

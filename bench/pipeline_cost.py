@@ -25,6 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipeline import config as config_lib  # noqa: E402
+from pipeline import overrides  # noqa: E402
 
 NONTRAINING = ('Cifar10ExampleGen', 'ImportSchemaGen', 'StatisticsGen',
                'ExampleValidator', 'DataGate', 'Transform')
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     trainer.weights, trainer.require_weights, trainer.input_size = 'none', False, 32
   config.evaluation.accuracy_threshold = 0.0
   for assignment in args.overrides:
-    config_lib.apply_override(config, assignment)
+    overrides.apply(config, assignment)
   root = args.root or tempfile.mkdtemp(prefix='pipeline-cost-')
   config.root = os.path.join(root, 'root')
   config.serving.directory = os.path.join(root, 'serving')

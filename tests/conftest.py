@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from pipeline import config as config_lib
+from pipeline import overrides
 
 CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
                'dog', 'frog', 'horse', 'ship', 'truck')
@@ -62,7 +63,7 @@ def fixture_config(tmp, **overrides) -> config_lib.PipelineConfig:
   for trainer in config.models.values():
     trainer.batch_size = 16
   for key, value in overrides.items():
-    config_lib.apply_override(config, f'{key}={value}')
+    overrides.apply(config, f'{key}={value}')
   return config_lib.validate(config)
 
 

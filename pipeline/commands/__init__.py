@@ -12,6 +12,7 @@ import os
 import warnings
 
 from pipeline import config as config_lib
+from pipeline import overrides
 
 COMMANDS = ('pipeline.commands.run', 'pipeline.commands.compile',
             'pipeline.commands.deploy', 'pipeline.commands.runs',
@@ -27,7 +28,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--preset', default='full', choices=sorted(config_lib.PRESETS),
                       help='full: all of CIFAR-10, full recipes (default, a GPU '
                       'job); cpu: all of CIFAR-10, recipes sized for a CPU '
-                      '(~75 min on 2 cores); quick: a few hundred images, one '
+                      '(~70 min on 2 cores); quick: a few hundred images, one '
                       'short epoch per model')
   parser.add_argument('--set', dest='overrides', action='append', default=[],
                       metavar='KEY=VALUE',
@@ -45,7 +46,7 @@ def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
   if getattr(args, 'serving_dir', None):
     config.serving.directory = args.serving_dir
   for assignment in args.overrides:
-    config_lib.apply_override(config, assignment)
+    overrides.apply(config, assignment)
   return config_lib.validate(config)
 
 

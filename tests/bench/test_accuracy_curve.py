@@ -39,7 +39,8 @@ def test_summary_reports_test_accuracy_at_the_best_validation_epoch():
   assert 'test_0.7912_at=epoch2/20s' in text and 'test_0.9000_at=never' in text
 
 
-@pytest.mark.parametrize('argv', [['--epochs', 'x'], ['--bogus']])
+@pytest.mark.parametrize('argv', [['--epochs', 'x'], ['--bogus'],
+                                  ['--preset', 'huge'], ['--model', 'resnet']])
 def test_bad_arguments_exit_with_usage(argv):
   with pytest.raises(SystemExit) as exit_info:
     accuracy_curve.main(argv)

@@ -1,8 +1,9 @@
-"""The typed configuration: presets, --set overrides, validation messages."""
+"""The typed configuration: presets and validation messages."""
 
 import pytest
 
 from pipeline import config as config_lib
+from pipeline import overrides
 
 
 def test_presets_share_models_and_quick_is_small():
@@ -29,33 +30,6 @@ def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
   assert vgg16.weights == 'imagenet' and not vgg16.require_weights
 
 
-@pytest.mark.parametrize('assignment, getter, expected', [
-    ('alexnet.epochs=3', lambda c: c.models['alexnet'].epochs, 3),
-    ('models.vgg16.learning_rate=0.5', lambda c: c.models['vgg16'].learning_rate, 0.5),
-    ('vgg16.horizontal_flip=false', lambda c: c.models['vgg16'].horizontal_flip, False),
-    ('evaluation.accuracy_threshold=0.9', lambda c: c.evaluation.accuracy_threshold, 0.9),
-    ('data.train_per_class=7', lambda c: c.data.train_per_class, 7),
-    ('beam_args=--a=1,--b=2', lambda c: c.beam_args, ['--a=1', '--b=2']),
-])
-def test_set_overrides_typed_fields(assignment, getter, expected):
-  config = config_lib.preset('full')
-  config_lib.apply_override(config, assignment)
-  assert getter(config) == expected
-
-
-@pytest.mark.parametrize('assignment, message', [
-    ('alexnet.epoch=3', 'unknown setting'),
-    ('resnet.epochs=3', 'unknown setting'),
-    ('alexnet.epochs=three', 'expected a value of type int'),
-    ('alexnet.horizontal_flip=maybe', 'expected a value of type bool'),
-    ('alexnet', 'key=value'),
-    ('data=1', 'unknown setting'),
-])
-def test_set_rejects_bad_keys_and_values(assignment, message):
-  with pytest.raises(config_lib.ConfigError, match=message):
-    config_lib.apply_override(config_lib.preset('full'), assignment)
-
-
 @pytest.mark.parametrize('assignment, message', [
     ('alexnet.epochs=-1', 'epochs must be >= 1'),
     ('evaluation.accuracy_threshold=1.5', r'accuracy_threshold must lie in \[0, 1\]'),
@@ -65,7 +39,7 @@ def test_set_rejects_bad_keys_and_values(assignment, message):
 ])
 def test_validate_names_the_bad_value(assignment, message):
   config = config_lib.preset('full')
-  config_lib.apply_override(config, assignment)
+  overrides.apply(config, assignment)
   with pytest.raises(config_lib.ConfigError, match=message):
     config_lib.validate(config)
 
@@ -73,10 +47,3 @@ def test_validate_names_the_bad_value(assignment, message):
 def test_unknown_preset():
   with pytest.raises(config_lib.ConfigError, match='Unknown preset'):
     config_lib.preset('huge')
-
-
-def test_set_uses_the_declared_type_not_the_preset_value():
-  config = config_lib.preset('full')
-  config.models['alexnet'].warmup_epochs = 2  # an int in a float field
-  config_lib.apply_override(config, 'alexnet.warmup_epochs=0.5')
-  assert config.models['alexnet'].warmup_epochs == 0.5

@@ -15,6 +15,7 @@ import pytest
 from components.ingest import sources
 from pipeline import cli
 from pipeline import config as config_lib
+from pipeline import overrides
 from pipeline.fingerprint import ROOT
 
 IMAGE = 'registry.example.com/ml/cifar10-tfx:test-1'
@@ -38,7 +39,7 @@ def compile_args(output) -> list[str]:
 def expected_config() -> config_lib.PipelineConfig:
   config = config_lib.preset('quick')
   for setting in SETTINGS:
-    config_lib.apply_override(config, setting)
+    overrides.apply(config, setting)
   return config_lib.validate(config)
 
 
