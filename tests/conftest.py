@@ -54,7 +54,7 @@ def image_tree(tmp_path):
   return write_image_tree(tmp_path / 'cifar', n_train=6, n_test=2)
 
 
-def fixture_config(tmp, **overrides) -> config_lib.PipelineConfig:
+def fixture_config(tmp, **settings) -> config_lib.PipelineConfig:
   config = config_lib.preset('quick')
   config.root = str(tmp / 'root')
   config.serving.directory = str(tmp / 'serving')
@@ -62,7 +62,7 @@ def fixture_config(tmp, **overrides) -> config_lib.PipelineConfig:
   config.data.validation_fraction = 0.2
   for trainer in config.models.values():
     trainer.batch_size = 16
-  for key, value in overrides.items():
+  for key, value in settings.items():
     overrides.apply(config, f'{key}={value}')
   return config_lib.validate(config)
 
