@@ -16,26 +16,28 @@ import keras
 from keras import ops
 
 
-def _selection(offsets, length: int, source_length: int, mirrored=None):
-  """[B, length, source_length] one-hot rows: row i of image b picks source
-  position offsets[b] + i, or offsets[b] + length - 1 - i where mirrored[b]."""
+def _selection(offsets, length: int, mirrored=None):
+  """[B, length, length] 0/1 rows: row i of image b picks source position
+  offsets[b] + i, or offsets[b] + length - 1 - i where mirrored[b]; a position
+  outside the image selects nothing, which is the zero padding."""
   start = ops.expand_dims(offsets, 1)
-  steps = ops.arange(length, dtype='int32')
-  positions = start + ops.expand_dims(steps, 0)
+  steps = ops.expand_dims(ops.arange(length, dtype='int32'), 0)
+  positions = start + steps
   if mirrored is not None:
     positions = ops.where(ops.expand_dims(mirrored, 1),
-                          start + (length - 1) - ops.expand_dims(steps, 0),
-                          positions)
-  return ops.one_hot(positions, source_length, dtype='float32')
+                          start + (length - 1) - steps, positions)
+  source = ops.arange(length, dtype='int32')
+  return ops.cast(ops.equal(ops.expand_dims(positions, 2), source), 'float32')
 
 
 def random_crop_flip(images, seed, *, padding: int = 4, flip: bool = True,
                      rotation_degrees: float = 0.0):
   """Random crop after zero padding, random horizontal flip, optional rotation.
 
-  The crop and the flip are two batched matrix products with one-hot
-  selection matrices (rows, then columns; the flip mirrors the column
-  selection): exact in float32, and about 6x faster on a CPU than gathering
+  The crop and the flip are two batched matrix products with 0/1 selection
+  matrices (rows, then columns; the flip mirrors the column selection; a
+  source position outside the image selects nothing, so no padded copy is
+  made): exact in float32, and several times faster on a CPU than gathering
   pixels by index, while on an accelerator they are small matmuls.
 
   Args:
@@ -60,16 +62,14 @@ def random_crop_flip(images, seed, *, padding: int = 4, flip: bool = True,
     dy = keras.random.randint((batch,), 0, span, dtype='int32', seed=seed)
     dx = keras.random.randint((batch,), 0, span, dtype='int32', seed=seed)
     mirrored = (keras.random.uniform((batch,), seed=seed) < 0.5) if flip else None
-    padded_h, padded_w = height + 2 * padding, width + 2 * padding
     if padding:
-      x = ops.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
-      rows = _selection(dy, height, padded_h)  # [B, H, H + 2p]
-      x = ops.matmul(rows, ops.reshape(x, (-1, padded_h, padded_w * channels)))
-      x = ops.reshape(x, (-1, height, padded_w, channels))
-    cols = _selection(dx, width, padded_w, mirrored)  # [B, W, W + 2p]
-    x = ops.matmul(ops.transpose(x, (0, 1, 3, 2)),  # [B, H, C, W + 2p]
-                   ops.expand_dims(ops.transpose(cols, (0, 2, 1)), 1))
-    x = ops.transpose(x, (0, 1, 3, 2))  # [B, H, W, C]
+      rows = _selection(dy - padding, height)  # [B, H, H]
+      x = ops.matmul(rows, ops.reshape(x, (-1, height, width * channels)))
+    # Columns: move W in front of H (whole C-pixel runs stay together).
+    x = ops.transpose(ops.reshape(x, (-1, height, width, channels)), (0, 2, 1, 3))
+    cols = _selection(dx - padding, width, mirrored)  # [B, W, W]
+    x = ops.matmul(cols, ops.reshape(x, (-1, width, height * channels)))
+    x = ops.transpose(ops.reshape(x, (-1, width, height, channels)), (0, 2, 1, 3))
   if rotation_degrees:
     x = _rotate(x, rotation_degrees, seed)
   return ops.cast(x, dtype)
