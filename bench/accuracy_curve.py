@@ -8,10 +8,10 @@ Run by a person (not by the tests), with the project's environment:
 Backend-neutral: it imports no TensorFlow itself (the models, augmentation,
 schedule and training loop are Keras 3), so `KERAS_BACKEND=jax` or `torch`
 runs it too, e.g. on a GPU machine without TensorFlow. The learning-rate
-schedule spans the `--epochs` given (default: the preset's). Validation accuracy is what a user would
-select on; test accuracy is printed for the record only, and the closing
-`summary` line gives the test accuracy at the best validation epoch, as the
-Trainer's best-on-validation checkpoint would.
+schedule spans the `--epochs` given (default: the preset's). Validation
+accuracy is what a user would select on; test accuracy is printed for the
+record only, and the closing `summary` line gives the test accuracy at the
+best validation epoch, as the Trainer's best-on-validation checkpoint would.
 
 On a GPU it trains as the Trainer does there: the mixed-precision policy of
 `components.trainers.device.choose_policy`, XLA, `--steps-per-execution`.

@@ -20,14 +20,13 @@ def _selection(offsets, length: int, mirrored=None):
   """[B, length, length] 0/1 rows: row i of image b picks source position
   offsets[b] + i, or offsets[b] + length - 1 - i where mirrored[b]; a position
   outside the image selects nothing, which is the zero padding."""
-  start = ops.expand_dims(offsets, 1)
-  steps = ops.expand_dims(ops.arange(length, dtype='int32'), 0)
+  indices = ops.arange(length, dtype='int32')  # output steps and source positions
+  start, steps = ops.expand_dims(offsets, 1), ops.expand_dims(indices, 0)
   positions = start + steps
   if mirrored is not None:
     positions = ops.where(ops.expand_dims(mirrored, 1),
                           start + (length - 1) - steps, positions)
-  source = ops.arange(length, dtype='int32')
-  return ops.cast(ops.equal(ops.expand_dims(positions, 2), source), 'float32')
+  return ops.cast(ops.equal(ops.expand_dims(positions, 2), indices), 'float32')
 
 
 def random_crop_flip(images, seed, *, padding: int = 4, flip: bool = True,
