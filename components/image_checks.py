@@ -33,6 +33,17 @@ _CHUNK = 512  # query rows per hash comparison: 512 x 50,000 floats = 100 MB
 
 
 @dataclasses.dataclass
+class ImageValidationConfig:
+  """Limits of these checks; a split over one of them fails validation."""
+  max_undecodable_fraction: float = 0.0  # of a split's images not decoding to 32x32x3
+  class_balance_tolerance: float = 0.25  # per split, |class count / (n/10) - 1| at most
+  max_duplicate_fraction: float = 0.05  # of test images with a duplicate in train/validation
+  near_duplicate_bits: int = 12  # pHash Hamming distance (of 64 bits) of a candidate pair
+  near_duplicate_correlation: float = 0.9  # grayscale pixel correlation confirming one
+  report_examples: int = 10  # examples listed per finding in report.json
+
+
+@dataclasses.dataclass
 class Split:
   """One split's images; `pixels` holds only those that decode (rows `ok`)."""
   name: str

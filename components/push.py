@@ -28,6 +28,7 @@ import fcntl
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from components import fileio
@@ -36,6 +37,14 @@ LOCK_FILE, LAST_VERSION_FILE, STAGING_PREFIX = '.push.lock', '.last_version', '.
 SAVED_MODEL_FILES = ('saved_model.pb', 'saved_model.pbtxt')  # written last
 LEASE_SECONDS = 1800.0  # an object-store lock older than this is abandoned
 _POLL_SECONDS = 2.0
+
+
+@dataclass
+class ServingConfig:
+  directory: str = 'serving_model'  # TF-Serving layout: <directory>/<name>/<version>/
+  model_name: str = 'cifar10'
+  baseline_tolerance: float = 0.0  # test accuracy (0-1) a candidate may trail the served model by
+  check_examples: int = 8  # test examples the staged model must answer before the push
 
 
 def versions(model_dir: str) -> list[int]:

@@ -1,84 +1,38 @@
 """The one typed configuration of the pipeline, with its presets.
 
-Called by the command line (`pipeline.cli`), by `pipeline.create.create_pipeline`,
-and by the components, which receive the parts they need as plain dicts
-(`dataclasses.asdict`) through their custom configs. Importing this module
-imports nothing heavy: it must stay cheap for `cifar10-tfx --help`.
+Called by the command line (`pipeline.cli`), the runners and
+`pipeline.create.create_pipeline`. Each component owns the dataclass of its
+own settings (`components/ingest/config.py`, `components/trainers/config.py`,
+`components/image_checks.py`, `components/push.py`); this module composes
+them with the pipeline-wide ones (evaluation, Kubeflow) and defines the
+presets. Importing it imports nothing heavy: it must stay cheap for
+`cifar10-tfx --help`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
-               'dog', 'frog', 'horse', 'ship', 'truck')
-IMAGE_SIZE = 32  # px, CIFAR-10 images are 32x32x3
-OFFICIAL_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
+from components.cifar10 import CLASS_NAMES, IMAGE_SIZE, OFFICIAL_URL  # noqa: F401
+from components.errors import UserError
+from components.image_checks import ImageValidationConfig
+from components.ingest.config import DataConfig
+from components.push import ServingConfig
+from components.trainers.config import TrainerConfig
+
+__all__ = ['ConfigError', 'DataConfig', 'EvaluationConfig', 'ImageValidationConfig',
+           'KubeflowConfig', 'PipelineConfig', 'ServingConfig', 'TrainerConfig',
+           'PRESETS', 'preset', 'validate']
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
   """A configuration value a user set is unusable; the message says which."""
-
-
-@dataclass
-class DataConfig:
-  source: str = ''  # path or URL; '' = look in the caches, then download
-  cache_dir: str = '~/.keras/datasets'  # where a download is kept
-  validation_fraction: float = 0.1  # of the official training set, per class
-  train_per_class: int = 0  # images per class read from the training set, 0 = all
-  test_per_class: int = 0  # images per class read from the test set, 0 = all
-  split_salt: str = 'cifar10-validation-v1'  # changes which images go to validation
-
-
-@dataclass
-class ImageValidationConfig:
-  """Limits of the ImageValidator (components/image_checks.py); over one = fail."""
-  max_undecodable_fraction: float = 0.0  # of a split's images not decoding to 32x32x3
-  class_balance_tolerance: float = 0.25  # per split, |class count / (n/10) - 1| at most
-  max_duplicate_fraction: float = 0.05  # of test images with a duplicate in train/validation
-  near_duplicate_bits: int = 12  # pHash Hamming distance (of 64 bits) of a candidate pair
-  near_duplicate_correlation: float = 0.9  # grayscale pixel correlation confirming one
-  report_examples: int = 10  # examples listed per finding in report.json
-
-
-@dataclass
-class TrainerConfig:
-  module: str = ''  # dotted path of the trainer module holding run_fn
-  epochs: int = 30  # upper bound; early stopping on validation may end sooner
-  batch_size: int = 128  # images per step
-  optimizer: str = 'sgd'  # 'sgd' (Nesterov momentum) or 'adamw'
-  learning_rate: float = 0.1  # peak rate for 256 images per step, scaled linearly
-  momentum: float = 0.9
-  weight_decay: float = 5e-3  # per step, times the learning rate (Keras's decoupled form)
-  label_smoothing: float = 0.1
-  warmup_epochs: float = 1.0  # linear warm-up, then cosine decay to zero
-  dropout: float = 0.5  # in the dense head
-  early_stopping_patience: int = 0  # epochs without val accuracy gain, 0 = off
-  steps_per_epoch: int = 0  # 0 = one pass over the training split
-  crop_padding: int = 4  # px of padding for the random crop, 0 = no crop
-  horizontal_flip: bool = True
-  rotation_degrees: float = 0.0  # max random rotation, 0 = none
-  input_size: int = IMAGE_SIZE  # px the network sees; images are resized to it
-  weights: str = 'none'  # 'none', 'imagenet' or a path to a .h5/.weights.h5 file
-  head_epochs: int = 0  # epochs training only the head on a frozen base
-  fine_tune_lr_factor: float = 0.1  # learning rate of the full fine-tune phase
-  require_weights: bool = False  # stop when the asked-for weights cannot be had
-  gpus: int = 1  # GPUs requested per Trainer on Kubeflow
-  seed: int = 42
 
 
 @dataclass
 class EvaluationConfig:
   accuracy_threshold: float = 0.75  # a candidate below this on test is never pushed
   batch_size: int = 256  # examples per TFMA inference batch
-
-
-@dataclass
-class ServingConfig:
-  directory: str = 'serving_model'  # TF-Serving layout: <directory>/<name>/<version>/
-  model_name: str = 'cifar10'
-  baseline_tolerance: float = 0.0  # test accuracy (0-1) a candidate may trail the served model by
-  check_examples: int = 8  # test examples the staged model must answer before the push
 
 
 @dataclass

@@ -20,7 +20,7 @@ from tfx.proto import example_gen_pb2
 
 from components.ingest import executor
 from components.ingest import sources
-from pipeline.config import DataConfig
+from components.ingest.config import DataConfig
 
 
 def ingest_code_fingerprint() -> str:

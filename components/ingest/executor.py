@@ -25,7 +25,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components.ingest import sources
-from pipeline.config import DataConfig
+from components.ingest.config import DataConfig
 
 SETTINGS = ('kind', 'path', 'validation_fraction', 'salt', 'train_per_class',
             'test_per_class', 'code_fingerprint')

@@ -18,7 +18,7 @@ import io
 from PIL import Image, UnidentifiedImageError
 
 from components.ingest.errors import DataError
-from pipeline.config import IMAGE_SIZE
+from components.cifar10 import IMAGE_SIZE
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg')
 CONVERTED_MODES = {'L': 'grayscale', 'LA': 'grayscale', '1': 'grayscale',

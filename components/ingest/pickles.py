@@ -22,7 +22,7 @@ from PIL import Image
 from components import fileio
 from components.ingest.errors import DataError
 from components.ingest.images import to_png
-from pipeline.config import CLASS_NAMES, OFFICIAL_URL
+from components.cifar10 import CLASS_NAMES, OFFICIAL_URL
 
 TRAIN_BATCHES = tuple(f'data_batch_{i}' for i in range(1, 6))
 PICKLE_FILES = TRAIN_BATCHES + ('test_batch', 'batches.meta')

@@ -37,7 +37,7 @@ from components import fileio
 from components.ingest import pickles, trees
 from components.ingest.errors import DataError, find_data_error
 from components.ingest.images import Conversions
-from pipeline.config import CLASS_NAMES, OFFICIAL_URL
+from components.cifar10 import CLASS_NAMES, OFFICIAL_URL
 
 __all__ = ['DataError', 'find_data_error', 'Source', 'KINDS', 'SPLITS',
            'resolve_source', 'remote_source', 'split_patterns', 'read_split']

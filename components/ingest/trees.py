@@ -18,7 +18,7 @@ from components import fileio
 from components.ingest.errors import DataError
 from components.ingest.images import IMAGE_EXTS, Conversions, to_png
 from components.ingest.pickles import PICKLE_FILES
-from pipeline.config import CLASS_NAMES
+from components.cifar10 import CLASS_NAMES
 
 _CLASS_INDEX = {name: i for i, name in enumerate(CLASS_NAMES)}
 _ARCHIVE_ERRORS = (OSError, EOFError, tarfile.TarError, zlib.error)

@@ -23,7 +23,7 @@ import numpy as np
 
 from components import fileio
 from components.trainers import loop
-from pipeline.config import TrainerConfig
+from components.trainers.config import TrainerConfig
 
 _log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from components import fileio
 from components.trainers import augment, schedule
-from pipeline.config import TrainerConfig
+from components.trainers.config import TrainerConfig
 
 _log = logging.getLogger(__name__)
 HISTORY_FILE = 'history.json'

@@ -1,0 +1,39 @@
+"""`TrainerConfig`: everything a user may set about one model's training.
+
+A leaf module. Composed into the pipeline's configuration by
+`pipeline/config.py` (one per model, with presets there); handed to TFX's
+Trainer as one JSON string (`components.settings`) and read back by
+`components.trainers.base.run_fn`, the training loop and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.cifar10 import IMAGE_SIZE
+
+
+@dataclass
+class TrainerConfig:
+  module: str = ''  # dotted path of the trainer module holding run_fn
+  epochs: int = 30  # upper bound; early stopping on validation may end sooner
+  batch_size: int = 128  # images per step
+  optimizer: str = 'sgd'  # 'sgd' (Nesterov momentum) or 'adamw'
+  learning_rate: float = 0.1  # peak rate for 256 images per step, scaled linearly
+  momentum: float = 0.9
+  weight_decay: float = 5e-3  # per step, times the learning rate (Keras's decoupled form)
+  label_smoothing: float = 0.1
+  warmup_epochs: float = 1.0  # linear warm-up, then cosine decay to zero
+  dropout: float = 0.5  # in the dense head
+  early_stopping_patience: int = 0  # epochs without val accuracy gain, 0 = off
+  steps_per_epoch: int = 0  # 0 = one pass over the training split
+  crop_padding: int = 4  # px of padding for the random crop, 0 = no crop
+  horizontal_flip: bool = True
+  rotation_degrees: float = 0.0  # max random rotation, 0 = none
+  input_size: int = IMAGE_SIZE  # px the network sees; images are resized to it
+  weights: str = 'none'  # 'none', 'imagenet' or a path to a .h5/.weights.h5 file
+  head_epochs: int = 0  # epochs training only the head on a frozen base
+  fine_tune_lr_factor: float = 0.1  # learning rate of the full fine-tune phase
+  require_weights: bool = False  # stop when the asked-for weights cannot be had
+  gpus: int = 1  # GPUs requested per Trainer on Kubeflow
+  seed: int = 42
