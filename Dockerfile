@@ -12,7 +12,7 @@
 #   docker push REGISTRY/cifar10-tfx:TAG
 #
 # Build it from the commit you compile the pipeline from: the spec's cache
-# keys include fingerprints of this code (pipeline/fingerprint.py).
+# keys include fingerprints of this code (components/fingerprint.py).
 
 ARG TFX_VERSION=1.16.0
 ARG BEAM_VERSION=2.61.0

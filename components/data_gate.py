@@ -1,6 +1,6 @@
 """A gate between data validation and everything that consumes the data.
 
-Called by `pipeline/create.py`, which wires it after ExampleValidator and the
+Called by `pipeline.create.create_pipeline`, which wires it after ExampleValidator and the
 ImageValidator (`components/image_validation.py`) and before
 Transform/Trainers. Neither validator stops anything: ExampleValidator only
 records anomalies, the ImageValidator only writes its report. This component
@@ -16,13 +16,14 @@ from tfx import v1 as tfx
 
 from components import anomalies as anomaly_files
 from components import fileio, image_validation
+from components.errors import UserError
 
 SCHEMA_FILE = 'schema.pbtxt'
-MARKER = 'Data validation failed'  # the command line looks for this text
 
 
-class DataValidationError(RuntimeError):
-  """The data has anomalies; nothing downstream may run."""
+class DataValidationError(UserError):
+  """The data has anomalies; nothing downstream may run. The message lists
+  them all and says what to do."""
 
 
 def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
@@ -74,5 +75,5 @@ def failure_message(anomalies: list[str], image_problems: list[str]) -> str:
   if image_problems:
     hint += (' If a finding is expected, loosen its limit with --set '
              'image_validation.<field>=... (see pipeline/config.py).')
-  return (f'{MARKER}: {" and ".join(parts)}; nothing was transformed, trained '
+  return (f'Data validation failed: {" and ".join(parts)}; nothing was transformed, trained '
           'or pushed.\n' + '\n'.join(lines) + hint)

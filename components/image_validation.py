@@ -1,6 +1,6 @@
 """ImageValidator: the image-aware half of data validation, as a TFX component.
 
-Called by `pipeline/create.py`, which feeds it Cifar10ExampleGen's examples
+Called by `pipeline.create.create_pipeline`, which feeds it Cifar10ExampleGen's examples
 and hands its report to the DataGate (`components/data_gate.py`): the gate
 fails the run when the report has failures, so Transform and the Trainers
 cannot start on data that fails these checks either. The checks themselves
@@ -90,7 +90,6 @@ def ImageValidator(
         tfx.types.standard_artifacts.Examples],
     report: tfx.dsl.components.OutputArtifact[ImageValidationReport],
     settings: tfx.dsl.components.Parameter[str],
-    class_names: tfx.dsl.components.Parameter[str],
     code_fingerprint: tfx.dsl.components.Parameter[str] = '',
 ) -> None:
   """Checks the images of every split; the DataGate acts on the report.
@@ -98,20 +97,25 @@ def ImageValidator(
   Args:
     examples: Cifar10ExampleGen's output (train, validation, test).
     report: where report.json and duplicates.png go.
-    settings: JSON of `pipeline.config.ImageValidationConfig`.
-    class_names: JSON list of the class names, in label order.
+    settings: `image_checks.ImageValidationConfig` as JSON
+      (`components.settings`).
     code_fingerprint: only there to invalidate the cache on code changes.
   """
   del code_fingerprint
+  import dataclasses
+
   from tfx.types import artifact_utils
 
   from components import image_checks
+  from components import settings as settings_lib
+  from components.cifar10 import CLASS_NAMES
+  limits = settings_lib.from_json(image_checks.ImageValidationConfig, settings)
   start = time.time()
   splits = {}
   for split in artifact_utils.decode_split_names(examples.split_names):
     ids, labels, images = read_split(examples.uri, split)
     splits[split] = image_checks.decode(split, ids, labels, images)
-  found = image_checks.check(splits, json.loads(settings), json.loads(class_names))
+  found = image_checks.check(splits, dataclasses.asdict(limits), list(CLASS_NAMES))
   found['seconds'] = round(time.time() - start, 2)
   fileio.makedirs(report.uri)
   with fileio.open_file(os.path.join(report.uri, REPORT_FILE), 'w') as f:

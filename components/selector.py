@@ -1,6 +1,6 @@
 """Chooses the best blessed candidate model and pushes it, never a worse one.
 
-Called by `pipeline/create.py`, which gives it, per candidate (any number),
+Called by `pipeline.create.create_pipeline`, which gives it, per candidate (any number),
 the Trainer's model and the Evaluator's evaluation and blessing, plus the
 ingested examples. The rule: (1) only candidates that passed their
 Evaluator's thresholds; (2) the highest test accuracy (TFMA, this run's test
@@ -25,7 +25,9 @@ import os
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components import evaluation_metrics, fileio, model_check, push as push_lib
+from components import evaluation_metrics, fileio, model_check, settings
+from components import push as push_lib
+from components.fingerprint import code_fingerprint
 
 DECISION_FILE = 'decision.json'
 METRIC = 'accuracy'  # the metric name configured in pipeline/evaluation.py
@@ -166,7 +168,9 @@ class Executor(base_executor.BaseExecutor):
           accuracy=read_accuracy(input_dict[f'{name}_evaluation'][0].uri),
           blessed=bool(blessing.get_int_custom_property('blessed'))))
       models[name] = input_dict[f'{name}_model'][0].uri
-    tolerance = float(exec_properties.get('baseline_tolerance') or 0.0)
+    serving = settings.from_json(push_lib.ServingConfig,
+                                 exec_properties['settings'])
+    tolerance = serving.baseline_tolerance
     record = {'candidates': [dataclasses.asdict(c) for c in candidates],
               'baseline': None, 'baseline_tolerance': tolerance,
               'check_failures': {}}
@@ -176,10 +180,8 @@ class Executor(base_executor.BaseExecutor):
       decision, destination = compare_and_push(
           candidates, {n: path_utils.serving_model_path(uri)
                        for n, uri in models.items()},
-          os.path.join(exec_properties['serving_dir'],
-                       exec_properties['model_name']),
-          examples, labels, tolerance,
-          int(exec_properties.get('check_examples') or 8), record)
+          os.path.join(serving.directory, serving.model_name),
+          examples, labels, tolerance, serving.check_examples, record)
     self._record(output_dict['pushed_model'][0], decision, destination,
                  models, record)
 
@@ -204,14 +206,15 @@ class Executor(base_executor.BaseExecutor):
       json.dump(record, f, indent=2)
 
 
-def ModelSelector(candidates: dict, *, examples, serving_dir: str,
-                  model_name: str, baseline_tolerance: float = 0.0,
-                  check_examples: int = 8, code_fingerprint: str = ''
-                  ) -> base_component.BaseComponent:
+def ModelSelector(candidates: dict, *, examples,
+                  serving: push_lib.ServingConfig) -> base_component.BaseComponent:
   """Builds the component for `candidates`: {name: (model, evaluation, blessing)}.
 
   `examples`: the ingested Examples channel, whose test split measures the
-  served model and feeds the pre-push check.
+  served model and feeds the pre-push check. `serving`: where to push
+  (`directory`, a folder or bucket URL as the node will see it, used as
+  given) and the push rules. A spec class built here, because the number of
+  inputs follows the number of candidates.
   """
   inputs = {'examples': component_spec.ChannelParameter(
       type=standard_artifacts.Examples)}
@@ -225,10 +228,7 @@ def ModelSelector(candidates: dict, *, examples, serving_dir: str,
   spec_class = type('ModelSelectorSpec', (component_spec.ComponentSpec,), {
       'PARAMETERS': {
           'candidates': component_spec.ExecutionParameter(type=str),
-          'serving_dir': component_spec.ExecutionParameter(type=str),
-          'model_name': component_spec.ExecutionParameter(type=str),
-          'baseline_tolerance': component_spec.ExecutionParameter(type=float),
-          'check_examples': component_spec.ExecutionParameter(type=int),
+          'settings': component_spec.ExecutionParameter(type=str),
           'code_fingerprint': component_spec.ExecutionParameter(type=str),
       },
       'INPUTS': inputs,
@@ -246,9 +246,8 @@ def ModelSelector(candidates: dict, *, examples, serving_dir: str,
                      f'{name}_blessing': blessing})
   spec = spec_class(
       candidates=json.dumps(list(candidates)),
-      serving_dir=fileio.absolute(serving_dir), model_name=model_name,
-      baseline_tolerance=float(baseline_tolerance),
-      check_examples=int(check_examples), code_fingerprint=code_fingerprint,
+      settings=settings.to_json(serving),
+      code_fingerprint=code_fingerprint(__name__),
       pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
       **channels)
   return component_class(spec=spec)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from typing import Any, TypeVar
 
 T = TypeVar('T')
@@ -22,7 +23,8 @@ def to_json(settings: Any) -> str:
 
 
 def from_json(cls: type[T], text: str) -> T:
-  """`cls` from `to_json`'s text; raises ValueError on unknown fields."""
+  """`cls` (nested dataclasses too) from `to_json`'s text; raises ValueError
+  on unknown fields."""
   values = json.loads(text) if text else {}
   if not isinstance(values, dict):
     raise ValueError(f'{cls.__name__} settings must be a JSON object, got '
@@ -32,7 +34,8 @@ def from_json(cls: type[T], text: str) -> T:
   if unknown:
     raise ValueError(f'{cls.__name__} has no field(s) {unknown}: the pipeline '
                      'was compiled by other code than the one running it.')
+  types = typing.get_type_hints(cls)
   for name, value in values.items():
-    if isinstance(value, list):
-      values[name] = tuple(value) if isinstance(known[name].default, tuple) else value
+    if dataclasses.is_dataclass(types[name]) and isinstance(value, dict):
+      values[name] = from_json(types[name], json.dumps(value))
   return cls(**values)

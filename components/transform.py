@@ -1,7 +1,7 @@
 """The TensorFlow Transform preprocessing of CIFAR-10 images.
 
 Called by TFX's Transform component (as the dotted path
-`components.transform.preprocessing_fn`, set in `pipeline/create.py`) and,
+`components.transform.preprocessing_fn`, set in `pipeline.create.create_pipeline`) and,
 through the transform graph it produces, by every exported model: the same
 decode-and-normalise runs at training, evaluation and serving time.
 """
@@ -11,10 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-IMAGE_KEY = 'image'
-LABEL_KEY = 'label'
-IMAGE_SIZE = 32  # px; pipeline.config.IMAGE_SIZE, repeated to keep imports light
-CHANNELS = 3
+from components.cifar10 import CHANNELS, IMAGE_KEY, IMAGE_SIZE, LABEL_KEY
 
 
 def decode_images(encoded: tf.Tensor) -> tf.Tensor:
@@ -52,8 +49,8 @@ def preprocessing_fn(inputs, custom_config=None):
   Args:
     inputs: raw features: `image` (encoded bytes) and, except at serving time,
       `label` (int64).
-    custom_config: unused; it carries a code fingerprint so that a change to
-      this file invalidates the Transform component's cache.
+    custom_config: unused; it carries a code fingerprint so that an edit of
+      this module or one it imports invalidates the Transform's cache.
 
   Returns:
     `image`: float32 [B, 32, 32, 3], mean 0 and std 1 per channel on train;

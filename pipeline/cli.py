@@ -2,9 +2,12 @@
 
 Called as the console script `cifar10-tfx` (pyproject.toml). Each subcommand
 lives in its own module under `pipeline/commands/`; this file builds the
-parser from them and turns the errors a user can cause into one message.
-TensorFlow and TFX are imported only by the command that needs them, so
-`--help` and configuration errors answer at once.
+parser from them and ends every failure a user can cause (any
+`components.errors.UserError`, found in the exception's chain) with one
+`cifar10-tfx: ...` line and a non-zero exit; a traceback is printed only for
+a genuine bug, or with `--verbose`. TensorFlow and TFX are imported only by
+the command that needs them, so `--help` and configuration errors answer at
+once.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 
+from components import errors
+from components.ingest.errors import DataError
 from pipeline import config as config_lib
 from pipeline.commands import COMMANDS
 
@@ -22,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
       prog='cifar10-tfx',
       description='CIFAR-10 TFX pipeline: ingest, validate, transform, train '
       'AlexNet and VGG16, evaluate both with TFMA, push the better one.')
+  root.add_argument('--verbose', action='store_true',
+                    help='print the traceback of a failure, not only its message')
   commands = root.add_subparsers(dest='command', metavar='COMMAND')
   commands.required = True
   for name in COMMANDS:
@@ -29,29 +37,21 @@ def parser() -> argparse.ArgumentParser:
   return root
 
 
-def known_error(error: BaseException) -> str | None:
-  """The message of an error the user can act on, else None."""
-  from components.ingest.sources import find_data_error
-  data_error = find_data_error(error)
-  if data_error:
-    return f'bad data: {data_error}'
-  if type(error).__name__ in ('WeightsUnavailable', 'RunFailed', 'UserError'):
-    return str(error)
-  return None
-
-
 def main(argv: list[str] | None = None) -> int:
   args = parser().parse_args(argv)
   try:
     return args.func(args)
-  except config_lib.ConfigError as error:
-    print(f'cifar10-tfx: configuration error: {error}', file=sys.stderr)
-    return 2
   except Exception as error:  # pylint: disable=broad-except
-    message = known_error(error)
-    if message is None:
+    found = errors.find(error)
+    if found is None:
       raise
-    print(f'cifar10-tfx: {message}', file=sys.stderr)
+    if args.verbose:
+      traceback.print_exc()
+    if isinstance(found, config_lib.ConfigError):
+      print(f'cifar10-tfx: configuration error: {found}', file=sys.stderr)
+      return 2
+    prefix = 'bad data: ' if isinstance(found, DataError) else ''
+    print(f'cifar10-tfx: {prefix}{found}', file=sys.stderr)
     return 1
 
 

@@ -1,24 +1,29 @@
-"""`create_pipeline(config)`: the one definition of the DAG.
+"""`create_pipeline`: the one definition of the DAG, for every orchestrator.
 
-Called by the local runner (`pipeline/local.py`) and, later, by the Kubeflow
-runner; nothing here depends on the orchestrator. Read top to bottom, it is
-the DAG: ingest, validate (statistics and images), gate, transform, train
-each model, evaluate each model, select the best and push it if it is no
-worse than the served model.
+Called by the local runner (`pipeline/local.py`) and the Kubeflow compiler
+(`pipeline/kubeflow.py`), each of which supplies the locations it runs
+against: the pipeline root, the serving folder, the schema file, the
+metadata connection (none on Kubeflow, whose cluster holds its own) and the
+Beam arguments. Nothing here reads the machine it runs on, so the same call
+serves both; as in TFX's penguin template, the DAG depends only on its
+arguments. Read top to bottom, it is the DAG: ingest, validate (statistics
+and images), gate, transform, train each model, evaluate each model, select
+the best and push it if it is no worse than the served model.
+
+Every custom node (and Transform and the Trainers, which run project code by
+dotted path) carries `code_fingerprint` of its module's import closure
+(`components/fingerprint.py`), so an edit of any module it runs re-runs it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
+from components import settings
+from components.cifar10 import SPLITS  # noqa: F401  (re-exported for callers)
+from components.fingerprint import code_fingerprint
 from pipeline import evaluation
-from pipeline.config import CLASS_NAMES, PipelineConfig
-from pipeline.fingerprint import ROOT, source_fingerprint
-
-SCHEMA_FILE = str(ROOT / 'data' / 'schema.pbtxt')
-SPLITS = ('train', 'validation', 'test')
+from pipeline.config import PipelineConfig
 
 
 def trainer_id(name: str) -> str:
@@ -29,13 +34,21 @@ def evaluator_id(name: str) -> str:
   return f'Evaluator_{name}'
 
 
-def create_pipeline(config: PipelineConfig, source):
-  """Builds the TFX pipeline for `config`, reading the resolved data `source`.
+def create_pipeline(config: PipelineConfig, *, source, pipeline_root: str,
+                    serving_dir: str, schema_uri: str,
+                    metadata_connection_config=None,
+                    beam_args: list[str] | None = None):
+  """The TFX pipeline of `config`, against the given locations.
 
   Args:
     config: the validated configuration.
-    source: a `components.ingest.sources.Source` (resolved by the caller, so
-      that a bad `--data` fails before TFX starts).
+    source: a `components.ingest.sources.Source`, resolved by the caller (a
+      bad `--data` fails before TFX starts).
+    pipeline_root: where artifacts go (a folder or a bucket URL).
+    serving_dir: where ModelSelector pushes (`<serving_dir>/<name>/<version>`).
+    schema_uri: the curated schema file, as the nodes will see it.
+    metadata_connection_config: ML Metadata's connection; None on Kubeflow.
+    beam_args: Beam pipeline arguments of the Beam-powered nodes.
   """
   import tensorflow_data_validation as tfdv
   from tfx import v1 as tfx
@@ -46,13 +59,11 @@ def create_pipeline(config: PipelineConfig, source):
   from components.selector import ModelSelector
 
   # 1. Ingest: tf.Examples (image PNG, label, id) in train/validation/test.
-  example_gen = Cifar10ExampleGen(
-      source=source, data=config.data,
-      code_fingerprint=source_fingerprint('components/ingest'))
+  example_gen = Cifar10ExampleGen(source=source, data=config.data)
 
   # 2. Validate: statistics against the curated schema, the images themselves
   #    (decode, class balance, test duplicates in train), then the gate.
-  schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_FILE)
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_uri)
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
@@ -62,36 +73,30 @@ def create_pipeline(config: PipelineConfig, source):
       schema=schema_gen.outputs['schema'])
   image_validator = ImageValidator(
       examples=example_gen.outputs['examples'],
-      settings=json.dumps(dataclasses.asdict(config.image_validation),
-                          sort_keys=True),
-      class_names=json.dumps(list(CLASS_NAMES)),
-      code_fingerprint=source_fingerprint('components/image_validation.py',
-                                          'components/image_checks.py'))
+      settings=settings.to_json(config.image_validation),
+      code_fingerprint=code_fingerprint(ImageValidator.__module__))
   data_gate = DataGate(
       schema=schema_gen.outputs['schema'],
       anomalies=example_validator.outputs['anomalies'],
       image_report=image_validator.outputs['report'],
-      code_fingerprint=source_fingerprint('components/data_gate.py',
-                                          'components/image_validation.py'))
+      code_fingerprint=code_fingerprint(DataGate.__module__))
   schema = data_gate.outputs['validated_schema']
 
   # 3. Transform: decode and normalise, statistics from train only.
+  preprocessing_fn = 'components.transform.preprocessing_fn'
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'], schema=schema,
-      preprocessing_fn='components.transform.preprocessing_fn',
+      preprocessing_fn=preprocessing_fn,
       splits_config=tfx.proto.SplitsConfig(
           analyze=['train'], transform=['train', 'validation']),
-      custom_config={'code_fingerprint':
-                     source_fingerprint('components/transform.py')},
+      custom_config={'code_fingerprint': code_fingerprint(
+          preprocessing_fn.rpartition('.')[0])},
       disable_statistics=True)
 
   components = [example_gen, schema_gen, statistics_gen, example_validator,
                 image_validator, data_gate, transform]
 
   # 4-5. Train and evaluate each candidate; test split for evaluation only.
-  pipeline_root = os.path.abspath(os.path.join(config.root, 'artifacts'))
-  trainer_code = source_fingerprint('components/trainers',
-                                    'components/transform.py')
   candidates = {}
   for name, trainer_config in config.models.items():
     trainer = tfx.components.Trainer(
@@ -101,16 +106,15 @@ def create_pipeline(config: PipelineConfig, source):
         schema=schema,
         train_args=tfx.proto.TrainArgs(splits=['train']),
         eval_args=tfx.proto.EvalArgs(splits=['validation']),
-        custom_config={**dataclasses.asdict(trainer_config),
-                       'model_name': name, 'class_names': list(CLASS_NAMES),
-                       'code_fingerprint': trainer_code,
-                       'checkpoint_root': f'{pipeline_root}/checkpoints/{name}'},
+        custom_config={'model_name': name,
+                       'settings': settings.to_json(trainer_config),
+                       'code_fingerprint': code_fingerprint(trainer_config.module)},
     ).with_id(trainer_id(name))
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         eval_config=evaluation.eval_config(
-            config.evaluation.accuracy_threshold, len(CLASS_NAMES)),
+            config.evaluation.accuracy_threshold),
         example_splits=['test'],
     ).with_id(evaluator_id(name))
     candidates[name] = (trainer.outputs['model'],
@@ -122,22 +126,15 @@ def create_pipeline(config: PipelineConfig, source):
   #    the served model on the same test split and answers a few requests.
   selector = ModelSelector(
       candidates, examples=example_gen.outputs['examples'],
-      serving_dir=config.serving.directory,
-      model_name=config.serving.model_name,
-      baseline_tolerance=config.serving.baseline_tolerance,
-      check_examples=config.serving.check_examples,
-      code_fingerprint=source_fingerprint(
-          'components/selector.py', 'components/push.py',
-          'components/model_check.py', 'components/fileio.py'),
+      serving=dataclasses.replace(config.serving, directory=serving_dir),
   ).with_id('ModelSelector')
   components.append(selector)
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
       pipeline_root=pipeline_root,
-      metadata_connection_config=(
-          tfx.orchestration.metadata.sqlite_metadata_connection_config(
-              os.path.abspath(config.metadata_path))),
+      metadata_connection_config=metadata_connection_config,
       components=components,
       enable_cache=True,
-      beam_pipeline_args=list(config.beam_args))
+      beam_pipeline_args=list(config.beam_args if beam_args is None
+                              else beam_args))

@@ -1,6 +1,6 @@
 """The TFMA evaluation configuration shared by every candidate's Evaluator.
 
-Called by `pipeline/create.py`; read back by `components/selector.py` (the
+Called by `pipeline.create.create_pipeline`; read back by `components/selector.py` (the
 metric named `accuracy`) and by the run summary.
 """
 
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 
-LABEL_KEY = 'label'
+from components.cifar10 import LABEL_KEY, NUM_CLASSES
+
 PREDICTION_KEY = 'probabilities'
 
 
-def eval_config(accuracy_threshold: float, num_classes: int = 10):
+def eval_config(accuracy_threshold: float, num_classes: int = NUM_CLASSES):
   import tensorflow_model_analysis as tfma
   accuracy = tfma.MetricConfig(
       class_name='SparseCategoricalAccuracy',

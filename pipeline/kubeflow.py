@@ -2,18 +2,17 @@
 
 Called by `pipeline/commands/compile.py` and `pipeline/commands/deploy.py`.
 The DAG is the one `pipeline.create.create_pipeline` builds for the local
-runner; this module only adapts it to the cluster, then compiles it with
-TFX's `KubeflowV2DagRunner`:
+runner, called here with the cluster's locations (nothing is rewritten
+afterwards), then compiled with TFX's `KubeflowV2DagRunner`:
 
 - the data is named as the pods see it (`sources.remote_source`, nothing is
   opened at compile time);
+- the pipeline root is `kubeflow.pipeline_root`, the schema the checkout's
+  file at `IMAGE_ROOT` (where the Dockerfile puts the project), a relative
+  serving folder lies under the pipeline root, and there is no metadata
+  connection (the cluster has its own);
 - the Trainers request CPU, memory and `gpus` accelerators of
   `kubeflow.accelerator_type`; every other node requests nothing;
-- every node runs `kubeflow.image`; paths under the local pipeline root (e.g.
-  checkpoints) move under `kubeflow.pipeline_root`, paths inside this checkout
-  (the curated schema) to the same paths under `IMAGE_ROOT`, where the
-  Dockerfile puts the project, and a relative serving folder under the
-  pipeline root; a spec still naming a local path is refused;
 - the pipeline root is written into the spec (`defaultPipelineRoot`), which
   TFX's YAML output leaves out, so an uploaded spec runs without arguments.
 - every node runs `python -m pipeline.pod` (TFX's container entrypoint,
@@ -32,7 +31,6 @@ TensorFlow, TFX and kfp are imported inside the functions that need them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import posixpath
 import re
@@ -40,9 +38,9 @@ import sys
 
 from pipeline import object_store
 from pipeline.config import ConfigError, PipelineConfig
-from pipeline.fingerprint import ROOT
 
 IMAGE_ROOT = '/pipeline'  # the project's folder in the image (Dockerfile WORKDIR)
+SCHEMA_PATH = 'data/schema.pbtxt'  # the curated schema, inside the project
 POD_COMMAND = ['python', '-m', 'pipeline.pod']  # TFX's entrypoint, wrapped
 ROOT_SCHEMES = ('gs', 's3', 'minio')  # object stores KFP accepts as pipeline root
 _PLACEHOLDERS = ('your-org', 'your-bucket')  # in KubeflowConfig's defaults
@@ -120,23 +118,6 @@ def trainer_resources(config: PipelineConfig, name: str):
   return spec
 
 
-def _moved(value, moves: tuple[tuple[str, str], ...]):
-  """`value` with each path under a `moves` source moved under its target.
-
-  A path counts where it starts the string or a quoted string inside it, as
-  in the JSON of a component's custom_config. Dicts and lists are walked.
-  """
-  if isinstance(value, dict):
-    return {key: _moved(item, moves) for key, item in value.items()}
-  if isinstance(value, list):
-    return [_moved(item, moves) for item in value]
-  if isinstance(value, str):
-    for source, target in moves:
-      value = re.sub(r'(?:^|(?<="))' + re.escape(source) + r'(?=/|"|$)',
-                     lambda _, target=target: target.rstrip('/'), value)
-  return value
-
-
 def pod_source(config: PipelineConfig):
   """The data as the pods see it (kubeflow.data, else data.source); raises
   sources.DataError for a path only this machine can see."""
@@ -145,34 +126,20 @@ def pod_source(config: PipelineConfig):
 
 
 def build(config: PipelineConfig):
-  """`create_pipeline` for the cluster: pod data, resources, image paths."""
+  """`create_pipeline` with the cluster's locations, Trainers with resources."""
   from pipeline.create import create_pipeline, trainer_id
-  pipeline = create_pipeline(config, pod_source(config))
-  root = object_store.tfx_root(config)
-  moves = ((pipeline.pipeline_info.pipeline_root, root),
-           (str(ROOT), IMAGE_ROOT))  # the local root may lie inside ROOT
-  pipeline.pipeline_info.pipeline_root = root
+  pipeline = create_pipeline(
+      config, source=pod_source(config),
+      pipeline_root=object_store.tfx_root(config),
+      serving_dir=serving_dir(config),
+      schema_uri=posixpath.join(IMAGE_ROOT, SCHEMA_PATH),
+      metadata_connection_config=None,  # the cluster's own ML Metadata
+      beam_args=list(config.beam_args))
   trainers = {trainer_id(name): name for name in config.models}
   for node in pipeline.components:
-    properties = node.exec_properties
-    if 'serving_dir' in properties:  # ModelSelector made it absolute here
-      properties['serving_dir'] = serving_dir(config)
-    for key, value in list(properties.items()):
-      properties[key] = _moved(value, moves)
     if node.id in trainers:
       node.with_platform_config(trainer_resources(config, trainers[node.id]))
   return pipeline
-
-
-def _check_no_local_paths(config: PipelineConfig, spec: dict) -> None:
-  """Raises ConfigError if the spec still names a path of this machine."""
-  text = json.dumps(spec)
-  for local in {str(ROOT), os.path.abspath(config.root)} - {IMAGE_ROOT, os.sep}:
-    found = re.search(re.escape(local) + r'(/[^"\\\s]*)?(?=["\\\s])', text)
-    if found:
-      raise ConfigError(
-          f'The spec would point the pods at {found.group(0)}, a path on this '
-          'machine: set that value to an object-store URL (--set ...).')
 
 
 def compile_spec(config: PipelineConfig, output: str) -> dict:
@@ -186,7 +153,6 @@ def compile_spec(config: PipelineConfig, output: str) -> dict:
   job = runner.run(build(config), write_out=False)
   spec = job['pipelineSpec']
   spec['defaultPipelineRoot'] = object_store.tfx_root(config)
-  _check_no_local_paths(config, spec)
   executors = spec['deploymentSpec']['executors']
   env = object_store.pod_env(config)
   containers = [label for label, e in executors.items() if 'container' in e]

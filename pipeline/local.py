@@ -1,9 +1,11 @@
 """Runs the pipeline locally: LocalDagRunner, SQLite ML Metadata, Beam DirectRunner.
 
-Called by `pipeline/cli.py` (`cifar10-tfx run`) and by the end-to-end tests.
-Holds a lock on the pipeline root for the run, shows one line per component
-as it starts and ends, turns the failures a user can cause into one message,
-and ends with a summary read from ML Metadata.
+Called by `cifar10-tfx run` (`pipeline/commands/run.py`) and by the
+end-to-end tests. Supplies `create_pipeline` with this machine's locations
+(`locations`), holds a lock on the pipeline root for the run, shows one line
+per component as it starts and ends, lets a `UserError` raised anywhere in
+the run reach the command line as itself, and ends with a summary read from
+ML Metadata.
 """
 
 from __future__ import annotations
@@ -11,15 +13,19 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import pathlib
 import re
 import time
 
+from components import errors
 from pipeline import runs, timings
 from pipeline.config import PipelineConfig
 
+SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[1] / 'data' / 'schema.pbtxt'
 
-class RunFailed(RuntimeError):
-  """The run stopped for a reason the user can act on; str() says what."""
+
+class RunFailed(errors.UserError):
+  """The run could not start or stopped for a reason the user can act on."""
 
 
 class _ComponentLines(logging.Filter):
@@ -51,12 +57,11 @@ class _ComponentLines(logging.Filter):
 
 
 def _said_at_the_end(record: logging.LogRecord) -> bool:
-  """An error log (Beam's traceback of a DataError, TFX's 'Execution 3
-  failed.') of a failure that `user_message` turns into the final message."""
-  message = record.getMessage()
-  error = record.exc_info[1] if record.exc_info else None
-  return bool(re.fullmatch(r'Execution \d+ failed\.', message)) or bool(
-      user_message(error or RuntimeError(message)))
+  """An error log of a failure the run ends with anyway: Beam's and TFX's
+  tracebacks of a UserError, and TFX's 'Execution 3 failed.' line after it."""
+  error = record.exc_info[1] if record.exc_info else record.msg
+  return bool(re.fullmatch(r'Execution \d+ failed\.', record.getMessage())) or (
+      isinstance(error, BaseException) and errors.find(error) is not None)
 
 
 def _lock(root: str):
@@ -71,24 +76,25 @@ def _lock(root: str):
   return handle
 
 
-def user_message(error: BaseException) -> str | None:
-  """The one-line-or-so message for failures a user caused, else None."""
-  from components.data_gate import MARKER
-  from components.ingest.sources import find_data_error
-  found = find_data_error(error)
-  if found:
-    return f'Bad data: {found}'
-  text = str(error)
-  while error is not None and MARKER not in text:
-    error = error.__cause__ or error.__context__
-    text = str(error) if error is not None else ''
-  if MARKER in text:
-    return text[text.index(MARKER):]
-  return None
+def locations(config: PipelineConfig) -> dict:
+  """`create_pipeline`'s locations on this machine: folders under the root,
+  the serving folder and the checkout's schema, as absolute paths."""
+  from tfx import v1 as tfx
+  root = os.path.abspath(config.root)
+  return dict(
+      pipeline_root=os.path.join(root, 'artifacts'),
+      serving_dir=os.path.abspath(config.serving.directory)
+      if '://' not in config.serving.directory else config.serving.directory,
+      schema_uri=str(SCHEMA_FILE),
+      metadata_connection_config=(
+          tfx.orchestration.metadata.sqlite_metadata_connection_config(
+              os.path.abspath(config.metadata_path))),
+      beam_args=list(config.beam_args))
 
 
 def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
-  """Runs the DAG once; raises RunFailed with a clear message on bad input."""
+  """Runs the DAG once. A UserError raised by any node (bad data, failed
+  validation, missing weights) reaches the caller as itself, unwrapped."""
   handle = _lock(config.root)  # first: a second run ends before any import
   from tfx import v1 as tfx
 
@@ -112,12 +118,12 @@ def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
   absl_logger = logging.getLogger('absl')
   absl_logger.setLevel = lambda level: None
   try:
-    pipeline = create_pipeline(config, source)
+    pipeline = create_pipeline(config, source=source, **locations(config))
     tfx.orchestration.LocalDagRunner().run(pipeline)
   except Exception as error:  # pylint: disable=broad-except
-    message = user_message(error)
-    if message:
-      raise RunFailed(message) from None
+    found = errors.find(error)
+    if found is not None and found is not error:
+      raise found from None
     raise
   finally:
     del absl_logger.setLevel

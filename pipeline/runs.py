@@ -1,8 +1,9 @@
 """Reads what a pipeline run did back out of ML Metadata.
 
-Called by `pipeline/local.py` for the end-of-run summary (and by the `runs`
-and `report` commands to come). Everything is found through MLMD's contexts,
-executions and events, never by guessing paths.
+Called by `pipeline/local.py` for the end-of-run summary, and by the `runs`
+and `report` commands (`pipeline/commands/runs.py`, `pipeline/report/`).
+Everything is found through MLMD's contexts, executions and events, never by
+guessing paths.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+
+from components.errors import UserError
 
 STATE_NAMES = {0: 'UNKNOWN', 1: 'NEW', 2: 'RUNNING', 3: 'COMPLETE',
                4: 'FAILED', 5: 'CACHED', 6: 'CANCELED'}
@@ -111,7 +114,7 @@ def split_counts(record: RunRecord) -> dict[str, int]:
 TRAINER_PREFIX, EVALUATOR_PREFIX = 'Trainer_', 'Evaluator_'
 
 
-class RunNotFound(LookupError):
+class RunNotFound(UserError, LookupError):
   """No run (or no single run) matches the id asked for; str() says which."""
 
 

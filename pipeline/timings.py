@@ -1,8 +1,9 @@
 """Where a run's time went: wall time per component, and per Trainer its pace.
 
-Called by `cifar10-tfx run` (pipeline/commands/run.py), which prints the table
-at the end of a run and writes it as `timings.json` under
-`<root>/runs/<run id>/`, where `report` and `runs` can read it.
+Called by `pipeline/local.py` (the table in the end-of-run summary) and by
+`cifar10-tfx run` (pipeline/commands/run.py), which writes it as
+`timings.json` under `<root>/runs/<run id>/` for people and scripts
+(`bench/pipeline_cost.py`). `runs` and `report` read ML Metadata instead.
 """
 
 from __future__ import annotations

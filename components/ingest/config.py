@@ -3,12 +3,12 @@
 A leaf module. Composed into the pipeline's configuration by
 `pipeline/config.py`; the runners resolve `source` (`sources.resolve_source`)
 and `Cifar10ExampleGen` hands the rest to its executor as one JSON string
-(`components.settings`).
+(`components.settings`) in `IngestSettings`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -19,3 +19,12 @@ class DataConfig:
   train_per_class: int = 0  # images per class read from the training set, 0 = all
   test_per_class: int = 0  # images per class read from the test set, 0 = all
   split_salt: str = 'cifar10-validation-v1'  # changes which images go to validation
+
+
+@dataclass
+class IngestSettings:
+  """What Cifar10ExampleGen hands its executor, as one JSON string."""
+  kind: str = ''  # the resolved source's kind (sources.KINDS)
+  path: str = ''  # the resolved source's path or URL
+  data: DataConfig = field(default_factory=DataConfig)
+  code_fingerprint: str = ''  # of the ingest code: an edit re-runs ingestion

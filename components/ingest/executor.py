@@ -1,14 +1,15 @@
 """The custom ExampleGen executor that turns CIFAR-10 into tf.Examples.
 
 Called by TFX through `components.ingest.component.Cifar10ExampleGen`
-(its EXECUTOR_SPEC), which also uses `make_custom_config` to pack the settings
-that `read_settings` unpacks here. Each split named in the input config
+(its EXECUTOR_SPEC), which packs the `IngestSettings` that `read_settings`
+unpacks here. Each split named in the input config
 (train, validation, test) becomes one PCollection of serialized tf.Examples
 with the features `image` (PNG bytes), `label` (int64, 0-9) and `id` (bytes).
 
 The settings travel as an `example_gen_pb2.CustomConfig` whose `custom_config`
-Any packs a `google.protobuf.Struct`; TFX hands it to the executor as the JSON
-text of that CustomConfig in exec_properties['custom_config'].
+Any packs a `google.protobuf.Struct` with one field, the settings' JSON; TFX
+hands it to the executor as the JSON text of that CustomConfig in
+exec_properties['custom_config'].
 """
 
 from __future__ import annotations
@@ -17,39 +18,22 @@ from typing import Any, Dict, Iterator
 
 import apache_beam as beam
 import tensorflow as tf
-from google.protobuf import json_format
 from google.protobuf import struct_pb2
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components import settings
+from components.cifar10 import ID_KEY, IMAGE_KEY, LABEL_KEY
 from components.ingest import sources
-from components.ingest.config import DataConfig
+from components.ingest.config import IngestSettings
 
-SETTINGS = ('kind', 'path', 'validation_fraction', 'salt', 'train_per_class',
-            'test_per_class', 'code_fingerprint')
-IMAGE_KEY, LABEL_KEY, ID_KEY = 'image', 'label', 'id'
+SETTINGS_KEY = 'settings'  # the Struct field holding IngestSettings' JSON
 
 
-def make_custom_config(source: sources.Source, data: DataConfig,
-                       code_fingerprint: str) -> example_gen_pb2.CustomConfig:
-  """Packs what the executor needs; any change here re-runs ingestion."""
-  struct = struct_pb2.Struct()
-  struct.update({
-      'kind': source.kind, 'path': source.path,
-      'validation_fraction': float(data.validation_fraction),
-      'salt': data.split_salt,
-      'train_per_class': int(data.train_per_class),
-      'test_per_class': int(data.test_per_class),
-      'code_fingerprint': code_fingerprint})
-  config = example_gen_pb2.CustomConfig()
-  config.custom_config.Pack(struct)
-  return config
-
-
-def read_settings(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
-  """Unpacks exec_properties['custom_config'] (JSON text or the proto)."""
+def read_settings(exec_properties: Dict[str, Any]) -> IngestSettings:
+  """IngestSettings from exec_properties['custom_config'] (JSON text or proto)."""
   raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
   config = example_gen_pb2.CustomConfig()
   if isinstance(raw, example_gen_pb2.CustomConfig):
@@ -57,18 +41,11 @@ def read_settings(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
   elif isinstance(raw, str) and raw:
     proto_utils.json_to_proto(raw, config)
   struct = struct_pb2.Struct()
-  if not config.custom_config.Unpack(struct):
-    raise ValueError('Cifar10ExampleGen needs its custom_config (a packed '
-                     'Struct made by make_custom_config); got '
-                     f'{raw!r}. Build the component with Cifar10ExampleGen.')
-  settings = json_format.MessageToDict(struct)
-  missing = [key for key in SETTINGS if key not in settings]
-  if missing:
-    raise ValueError(f'custom_config lacks {missing}: build it with '
-                     'make_custom_config.')
-  for key in ('train_per_class', 'test_per_class'):
-    settings[key] = int(settings[key])  # a Struct holds numbers as doubles
-  return settings
+  if not config.custom_config.Unpack(struct) or SETTINGS_KEY not in struct:
+    raise ValueError('Cifar10ExampleGen needs its custom_config (a Struct '
+                     f'holding {SETTINGS_KEY!r}); got {raw!r}. Build the '
+                     'component with Cifar10ExampleGen.')
+  return settings.from_json(IngestSettings, struct[SETTINGS_KEY])
 
 
 def to_example(image_id: str, label: int, png: bytes) -> bytes:
@@ -81,12 +58,12 @@ def to_example(image_id: str, label: int, png: bytes) -> bytes:
   })).SerializeToString()
 
 
-def _split_examples(split: str, settings: Dict[str, Any]) -> Iterator[bytes]:
-  source = sources.Source(settings['kind'], settings['path'])
+def _split_examples(split: str, ingest: IngestSettings) -> Iterator[bytes]:
+  source, data = sources.Source(ingest.kind, ingest.path), ingest.data
   for image_id, label, png in sources.read_split(
-      source, split, validation_fraction=settings['validation_fraction'],
-      salt=settings['salt'], train_per_class=settings['train_per_class'],
-      test_per_class=settings['test_per_class']):
+      source, split, validation_fraction=data.validation_fraction,
+      salt=data.split_salt, train_per_class=data.train_per_class,
+      test_per_class=data.test_per_class):
     yield to_example(image_id, label, png)
 
 
@@ -96,10 +73,10 @@ def _split_examples(split: str, settings: Dict[str, Any]) -> Iterator[bytes]:
 def _ReadSplit(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
                split: str) -> beam.pvalue.PCollection:
   """Serialized tf.Examples of one split (a name in sources.SPLITS)."""
-  settings = read_settings(exec_properties)
+  ingest = read_settings(exec_properties)
   return (pipeline
           | 'Split' >> beam.Create([split])
-          | 'Read' >> beam.FlatMap(_split_examples, settings))
+          | 'Read' >> beam.FlatMap(_split_examples, ingest))
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):

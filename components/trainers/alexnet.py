@@ -1,7 +1,7 @@
 """AlexNet of the reference study, trained from scratch.
 
 Called by TFX's Trainer component through `run_fn` (the dotted path
-`components.trainers.alexnet.run_fn`, set in `pipeline/create.py`).
+`components.trainers.alexnet.run_fn`, set in `pipeline.create.create_pipeline`).
 """
 
 from components.trainers import base, models

@@ -21,7 +21,8 @@ from typing import Callable
 import keras
 import numpy as np
 
-from components import fileio
+from components import fileio, settings
+from components.cifar10 import CLASS_NAMES
 from components.trainers import loop
 from components.trainers.config import TrainerConfig
 
@@ -39,16 +40,21 @@ class Built:
 Builder = Callable[[TrainerConfig, np.ndarray, np.ndarray], Built]
 
 
-def checkpoint_dir(root: str, custom_config: dict, fn_args) -> str:
+def checkpoint_dir(fn_args) -> str:
   """A folder that depends only on the Trainer's inputs and configuration.
 
+  It lies beside the Trainer's own outputs: TFX's model_run URI is
+  `<pipeline root>/<node>/model_run/<execution>` locally (and one level less
+  deep on Kubeflow), so the folder is `checkpoints/<key>` two levels above.
   A Trainer re-run by TFX after a crash gets a new execution and run dir but
   the same inputs and configuration, hence the same folder: it resumes there.
   """
-  key = json.dumps([custom_config, fn_args.transform_output,
+  key = json.dumps([fn_args.custom_config, fn_args.transform_output,
                     sorted(fn_args.train_files), sorted(fn_args.eval_files)],
                    sort_keys=True, default=str)
-  return os.path.join(root, hashlib.sha256(key.encode()).hexdigest()[:16])
+  parent = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip('/')))
+  return os.path.join(parent, 'checkpoints',
+                      hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 def make_run_fn(build: Builder) -> Callable:
@@ -59,18 +65,15 @@ def make_run_fn(build: Builder) -> Callable:
     import tensorflow_transform as tft
 
     from components.trainers import data, device, export
-    custom = dict(fn_args.custom_config)
-    name, class_names = custom.pop('model_name'), custom.pop('class_names')
-    checkpoints = checkpoint_dir(custom.pop('checkpoint_root'),
-                                 fn_args.custom_config, fn_args)
-    custom.pop('code_fingerprint', None)
-    config = TrainerConfig(**custom)
+    name = fn_args.custom_config['model_name']
+    config = settings.from_json(TrainerConfig, fn_args.custom_config['settings'])
+    checkpoints = checkpoint_dir(fn_args)
     keras.utils.set_random_seed(config.seed)
     plan = device.plan()
     keras.mixed_precision.set_global_policy(plan.policy)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = tft_output.transformed_feature_spec()
-    num_classes = len(class_names)
+    num_classes = len(CLASS_NAMES)
     train_examples = data.load_split(fn_args.train_files, spec, num_classes)
     val_examples = data.load_split(fn_args.eval_files, spec, num_classes)
     n_train, n_val = data.count(train_examples), data.count(val_examples)
@@ -105,7 +108,7 @@ def make_run_fn(build: Builder) -> Callable:
     with fileio.open_file(os.path.join(fn_args.model_run_dir, export.INFO_FILE),
                           'w') as f:
       json.dump(info, f, indent=2)
-    export.export(built.model, tft_output, class_names,
+    export.export(built.model, tft_output, CLASS_NAMES,
                   fn_args.serving_model_dir, info)
     _log.info('%s: best validation accuracy %.4f after %d epochs, %.0f s',
                  name, log.best, len(log.rows), seconds)

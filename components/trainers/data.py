@@ -12,8 +12,8 @@ import os
 
 import tensorflow as tf
 
-IMAGE_KEY = 'image'
-LABEL_KEY = 'label'
+from components.cifar10 import IMAGE_KEY, LABEL_KEY
+
 PARSE_BATCH = 512  # examples parsed per vectorised parse_example call
 
 

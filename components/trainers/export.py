@@ -16,7 +16,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-IMAGE_KEY = 'image'
+from components.cifar10 import IMAGE_KEY
+
 INFO_FILE = 'model_info.json'  # in <saved model>/assets.extra/
 
 

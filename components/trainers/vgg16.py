@@ -1,7 +1,7 @@
 """VGG16 pretrained on ImageNet, fine-tuned in two phases.
 
 Called by TFX's Trainer component through `run_fn` (the dotted path
-`components.trainers.vgg16.run_fn`, set in `pipeline/create.py`). Phase one
+`components.trainers.vgg16.run_fn`, set in `pipeline.create.create_pipeline`). Phase one
 trains the head on the frozen base; phase two fine-tunes the whole network.
 """
 

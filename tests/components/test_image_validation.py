@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from components import image_checks
-from pipeline.config import CLASS_NAMES, ImageValidationConfig
+from components.cifar10 import CLASS_NAMES
+from components.image_checks import ImageValidationConfig
 
 SETTINGS = vars(ImageValidationConfig())
 SHARED = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'shared',
@@ -169,8 +170,7 @@ def test_component_writes_the_report_the_gate_acts_on(tmp_path):
   report.uri = str(tmp_path / 'report')
   executor = image_validation.ImageValidator.EXECUTOR_SPEC.executor_class()
   executor.Do({'examples': [examples]}, {'report': [report]}, {
-      'settings': json.dumps(SETTINGS), 'class_names': json.dumps(CLASS_NAMES),
-      'code_fingerprint': ''})
+      'settings': json.dumps(SETTINGS), 'code_fingerprint': ''})
   with open(os.path.join(report.uri, image_validation.REPORT_FILE)) as f:
     written = json.load(f)
   assert written['duplicates']['exact'] == 1

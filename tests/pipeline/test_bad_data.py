@@ -233,8 +233,8 @@ def test_bad_config_value_ends_before_anything_runs(case, tmp_path, capsys):
 def test_anomalies_and_image_checks_stop_the_run_before_transform(
     tmp_path, monkeypatch, bad_record):
   """TFDV's anomaly and the image checks' findings, in one message."""
+  from components.data_gate import DataValidationError
   from components.ingest import sources
-  from pipeline.local import RunFailed
   field, value = bad_record
   real_read_split = sources.read_split
 
@@ -257,7 +257,7 @@ def test_anomalies_and_image_checks_stop_the_run_before_transform(
                 os.path.join(data, 'test', cls, '0000.png'))
   config = fixture_config(tmp_path)
   before = served(config.serving.directory)
-  with pytest.raises(RunFailed) as failure:
+  with pytest.raises(DataValidationError) as failure:  # itself, unwrapped
     run_pipeline(config, data)
   message = str(failure.value)
   assert message.startswith('Data validation failed: ExampleValidator found 1 '

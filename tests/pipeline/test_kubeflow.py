@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import pathlib
 
 import pytest
 
@@ -16,7 +18,8 @@ from components.ingest import sources
 from pipeline import cli
 from pipeline import config as config_lib
 from pipeline import overrides
-from pipeline.fingerprint import ROOT
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the compiling checkout
 
 IMAGE = 'registry.example.com/ml/cifar10-tfx:test-1'
 PIPELINE_ROOT = 'gs://test-bucket/cifar10-tfx'
@@ -38,6 +41,7 @@ def compile_args(output) -> list[str]:
 
 def expected_config() -> config_lib.PipelineConfig:
   config = config_lib.preset('quick')
+  config.data.source, config.kubeflow.pipeline_root = DATA, PIPELINE_ROOT
   for setting in SETTINGS:
     overrides.apply(config, setting)
   return config_lib.validate(config)
@@ -62,8 +66,8 @@ def compiled(tmp_path_factory):
 
 def local_dag(config) -> dict[str, set[str]]:
   """node id -> ids of its upstream nodes, as create_pipeline builds them."""
-  from pipeline.create import create_pipeline
-  pipeline = create_pipeline(config, sources.remote_source(DATA))
+  from pipeline import kubeflow
+  pipeline = kubeflow.build(config)
   return {node.id: {up.id for up in node.upstream_nodes}
           for node in pipeline.components}
 
@@ -123,14 +127,23 @@ def test_image_pipeline_root_and_paths_are_the_cluster_ones(compiled):
   assert '\n---\n' not in text  # and no platform spec (no secret)
   assert constant(spec, 'ImportSchemaGen', 'schema_file') == (
       '/pipeline/data/schema.pbtxt')
-  assert constant(spec, 'ModelSelector', 'serving_dir') == (
-      f'{PIPELINE_ROOT}/serving_model')
+  serving = json.loads(constant(spec, 'ModelSelector', 'settings'))
+  assert serving['directory'] == f'{PIPELINE_ROOT}/serving_model'
   assert constant(spec, 'Cifar10ExampleGen', 'input_base') == (
       'gs://test-bucket/data')
   ingest = json.loads(constant(spec, 'Cifar10ExampleGen', 'custom_config'))
-  assert ingest['custom_config']['value']['path'] == DATA
-  assert ingest['custom_config']['value']['kind'] == 'pickle_archive'
-  assert str(ROOT) not in text  # nothing points into the compiling checkout
+  ingest = json.loads(ingest['custom_config']['value']['settings'])
+  assert ingest['path'] == DATA and ingest['kind'] == 'pickle_archive'
+
+
+def test_the_spec_names_no_path_of_the_compiling_machine(compiled, tmp_path):
+  text = compiled[0]
+  for local in {str(ROOT), os.getcwd(), os.path.expanduser('~'),
+                str(tmp_path.parent.parent)}:
+    assert local not in text, local
+  # Where a local path would go, there are the cluster's locations.
+  assert '/pipeline/data/schema.pbtxt' in text
+  assert f'{PIPELINE_ROOT}/serving_model' in text
 
 
 def test_trainers_run_installed_code_and_beam_args_reach_beam_nodes(compiled):
@@ -150,7 +163,8 @@ def test_no_runtime_parameters_settings_are_compiled_in(compiled):
   assert not spec.root.input_definitions.parameters
   assert not component.component_spec.inputs
   trainer = json.loads(constant(spec, 'Trainer_alexnet', 'custom_config'))
-  assert trainer['epochs'] == 7 and trainer['model_name'] == 'alexnet'
+  assert trainer['model_name'] == 'alexnet'
+  assert json.loads(trainer['settings'])['epochs'] == 7
   def lower_bounds(node):
     if isinstance(node, dict):
       bound = node.get('lower_bound')
@@ -221,5 +235,6 @@ def test_a_minio_root_becomes_s3_with_endpoint_and_secret_on_every_node(
   assert loaded.pipeline_spec.default_pipeline_root == root
   assert 'minio://' not in path.read_text()
   selector_inputs = pipeline_doc['root']['dag']['tasks']['ModelSelector']['inputs']
-  serving = selector_inputs['parameters']['serving_dir']['runtimeValue']
-  assert next(iter(serving['constantValue'].values())) == f'{root}/serving_model'
+  serving = selector_inputs['parameters']['settings']['runtimeValue']
+  serving = json.loads(next(iter(serving['constantValue'].values())))
+  assert serving['directory'] == f'{root}/serving_model'

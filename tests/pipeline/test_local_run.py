@@ -106,3 +106,23 @@ def test_models_record_where_their_weights_came_from(quick_run):
       assert info['weights_origin'].startswith('random')
     assert pretrained_possible or not info['pretrained']
     assert info['epochs_run'] == 1 and info['params'] > 1_000_000
+
+
+def test_an_edit_of_an_indirectly_imported_module_reruns_only_its_node(
+    quick_run, tmp_path, monkeypatch):
+  """The selector imports the TFMA metrics reader (evaluation_metrics.py)
+  only through its own module: an edit there re-runs the selector (it has
+  no downstream) and nothing else. The edit is made in a copy of the
+  package that the fingerprints read, so the checkout is never touched."""
+  import shutil
+
+  from components import fingerprint
+  _, data, config, _ = quick_run
+  shutil.copytree(fingerprint._ROOT / 'components', tmp_path / 'components',
+                  ignore=shutil.ignore_patterns('__pycache__'))
+  monkeypatch.setattr(fingerprint, '_ROOT', tmp_path)
+  metrics = tmp_path / 'components' / 'evaluation_metrics.py'
+  metrics.write_text(metrics.read_text() + '\n# an edit\n')
+  states = {n.node_id: n.state for n in run_pipeline(config, data).nodes}
+  assert states.pop('ModelSelector') == 'COMPLETE'
+  assert set(states.values()) == {'CACHED'}, states

@@ -62,8 +62,8 @@ def _wait(what: str, ready, process, log: str, seconds: float):
 
 
 def _history(root: str) -> list | None:
-  for path in glob.glob(os.path.join(root, 'artifacts', 'checkpoints', 'alexnet',
-                                     '*', 'history.json')):
+  for path in glob.glob(os.path.join(root, 'artifacts', 'Trainer_alexnet',
+                                     'checkpoints', '*', 'history.json')):
     try:
       with open(path) as f:
         rows = json.load(f)

@@ -19,14 +19,15 @@ from tfx.utils import proto_utils
 from components.ingest import component
 from components.ingest import executor
 from components.ingest import sources
-from pipeline.config import DataConfig
+from components.fingerprint import closure, code_fingerprint
+from components.ingest.config import DataConfig, IngestSettings
 
 DATA = DataConfig(validation_fraction=0.25, split_salt='exec-salt')
 
 
 def exec_properties(source: sources.Source, data: DataConfig) -> dict:
   """What TFX hands the executor: the component's parameters (protos as JSON)."""
-  gen = component.Cifar10ExampleGen(source, data, code_fingerprint='v1')
+  gen = component.Cifar10ExampleGen(source, data)
   return dict(gen.exec_properties)
 
 
@@ -48,7 +49,7 @@ def run(source: sources.Source, data: DataConfig, tmp_path) -> dict:
 
 def test_component_carries_splits_and_settings(tree_data):
   source = sources.Source('image_archive', tree_data.archive)
-  gen = component.Cifar10ExampleGen(source, DATA, code_fingerprint='v1')
+  gen = component.Cifar10ExampleGen(source, DATA)
   assert isinstance(gen.executor_spec.executor_class(), executor.Executor)
   props = gen.exec_properties
   assert props['input_base'] == os.path.dirname(tree_data.archive)
@@ -59,13 +60,11 @@ def test_component_carries_splits_and_settings(tree_data):
   assert props['output_config'] == '{}'
   assert props['output_file_format'] == example_gen_pb2.FORMAT_TFRECORDS_GZIP
   settings = executor.read_settings(props)
-  assert settings == {
-      'kind': 'image_archive', 'path': tree_data.archive,
-      'validation_fraction': 0.25, 'salt': 'exec-salt', 'train_per_class': 0,
-      'test_per_class': 0, 'code_fingerprint': 'v1'}
-  default = component.Cifar10ExampleGen(source, DATA)
-  fingerprint = executor.read_settings(default.exec_properties)
-  assert fingerprint['code_fingerprint'] == component.ingest_code_fingerprint()
+  assert settings == IngestSettings(
+      kind='image_archive', path=tree_data.archive, data=DATA,
+      code_fingerprint=code_fingerprint('components.ingest.component'))
+  # The fingerprint covers every module ingestion imports, e.g. the class order.
+  assert 'components.cifar10' in closure('components.ingest.component')
 
 
 def test_do_writes_three_splits_of_examples(tree_data, tmp_path):
