@@ -1,9 +1,10 @@
 """ImageValidator: the image-aware half of data validation, as a TFX component.
 
-Called by `pipeline.create.create_pipeline`, which feeds it Cifar10ExampleGen's examples
-and hands its report to the DataGate (`components/data_gate.py`): the gate
-fails the run when the report has failures, so Transform and the Trainers
-cannot start on data that fails these checks either. The checks themselves
+Called by `pipeline.create.create_pipeline`, which feeds it
+Cifar10ExampleGen's examples and hands its report to the DataGate
+(`components/data_gate.py`): the gate fails the run when the report has
+failures, so Transform and the Trainers cannot start on data that fails
+these checks either. The checks themselves
 (decode to 32x32x3, class balance per split, exact and near duplicates of
 test images in train/validation) live in `components/image_checks.py`.
 

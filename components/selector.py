@@ -1,8 +1,8 @@
 """Chooses the best blessed candidate model and pushes it, never a worse one.
 
-Called by `pipeline.create.create_pipeline`, which gives it, per candidate (any number),
-the Trainer's model and the Evaluator's evaluation and blessing, plus the
-ingested examples. The rule: (1) only candidates that passed their
+Called by `pipeline.create.create_pipeline`, which gives it, per candidate
+(any number), the Trainer's model and the Evaluator's evaluation and
+blessing, plus the ingested examples. The rule: (1) only candidates that passed their
 Evaluator's thresholds; (2) the highest test accuracy (TFMA, this run's test
 split); (3) if a model is served (the newest version under
 `<serving_dir>/<model_name>/`), it is evaluated here on the same test

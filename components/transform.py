@@ -1,9 +1,10 @@
 """The TensorFlow Transform preprocessing of CIFAR-10 images.
 
 Called by TFX's Transform component (as the dotted path
-`components.transform.preprocessing_fn`, set in `pipeline.create.create_pipeline`) and,
-through the transform graph it produces, by every exported model: the same
-decode-and-normalise runs at training, evaluation and serving time.
+`components.transform.preprocessing_fn`, set in
+`pipeline.create.create_pipeline`) and, through the transform graph it
+produces, by every exported model: the same decode-and-normalise runs at
+training, evaluation and serving time.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The TFMA evaluation configuration shared by every candidate's Evaluator.
 
-Called by `pipeline.create.create_pipeline`; read back by `components/selector.py` (the
-metric named `accuracy`) and by the run summary.
+Called by `pipeline.create.create_pipeline`; read back by
+`components/selector.py` (the metric named `accuracy`) and by the run
+summary.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """AlexNet of the reference study, trained from scratch.
 
 Called by TFX's Trainer component through `run_fn` (the dotted path
-`components.trainers.alexnet.run_fn`, set in `pipeline.create.create_pipeline`).
+`components.trainers.alexnet.run_fn`, which `pipeline.create.create_pipeline`
+sets from the `alexnet.module` setting).
 """
 
 from components.trainers import base, models

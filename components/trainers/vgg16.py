@@ -1,8 +1,9 @@
 """VGG16 pretrained on ImageNet, fine-tuned in two phases.
 
 Called by TFX's Trainer component through `run_fn` (the dotted path
-`components.trainers.vgg16.run_fn`, set in `pipeline.create.create_pipeline`). Phase one
-trains the head on the frozen base; phase two fine-tunes the whole network.
+`components.trainers.vgg16.run_fn`, which `pipeline.create.create_pipeline`
+sets from the `vgg16.module` setting). Phase one trains the head on the
+frozen base; phase two fine-tunes the whole network.
 """
 
 from components.trainers import base, models
