@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 
 from components import settings
-from components.cifar10 import SPLITS  # noqa: F401  (re-exported for callers)
 from components.fingerprint import code_fingerprint
 from pipeline import evaluation
 from pipeline.config import PipelineConfig

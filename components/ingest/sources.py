@@ -37,13 +37,14 @@ from components import fileio
 from components.ingest import pickles, trees
 from components.ingest.errors import DataError, find_data_error
 from components.ingest.images import Conversions
+from components import cifar10
 from components.cifar10 import CLASS_NAMES, OFFICIAL_URL
 
 __all__ = ['DataError', 'find_data_error', 'Source', 'KINDS', 'SPLITS',
            'resolve_source', 'remote_source', 'split_patterns', 'read_split']
 
 KINDS = ('pickle_archive', 'pickle_dir', 'image_archive', 'image_dir')
-SPLITS = ('train', 'validation', 'test')
+SPLITS = cifar10.SPLITS
 _CACHED = ('cifar-10-python.tar.gz', 'cifar-10-batches-py',
            'cifar-10-batches-py-target/cifar-10-batches-py')
 _log = logging.getLogger(__name__)
