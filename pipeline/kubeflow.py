@@ -182,7 +182,7 @@ def compile_spec(config: PipelineConfig, output: str) -> dict:
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
           display_name=config.name, default_image=config.kubeflow.image,
-          default_commands=POD_COMMAND))
+          default_commands=POD_COMMAND, use_pipeline_spec_2_1=True))
   job = runner.run(build(config), write_out=False)
   spec = job['pipelineSpec']
   spec['defaultPipelineRoot'] = object_store.tfx_root(config)

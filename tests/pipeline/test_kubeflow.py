@@ -79,11 +79,11 @@ def container(spec, task: str) -> dict:
 
 
 def constant(spec, task: str, name: str):
-  """A task's constant input parameter (TFX writes the v1 `constantValue`)."""
+  """A task's constant input parameter (`runtimeValue.constant`)."""
+  from google.protobuf import json_format
   value = spec.root.dag.tasks[task].inputs.parameters[name].runtime_value
-  value = value.constant_value
-  return getattr(value, value.WhichOneof('value')) if value.WhichOneof(
-      'value') else None
+  return json_format.MessageToDict(value.constant) if value.HasField(
+      'constant') else None
 
 
 def test_every_node_of_the_local_dag_with_the_same_dependencies(compiled):
@@ -163,6 +163,22 @@ def test_no_runtime_parameters_settings_are_compiled_in(compiled):
   assert lower_bounds(eval_config) == [threshold]
 
 
+def test_schema_2_1_every_parameter_a_typed_runtime_constant(compiled):
+  """KFP 2.x's driver reads runtimeValue.constant only (schema 2.0.0's
+  constantValue stops the first task) and checks it against parameterType."""
+  import yaml
+  text, _, _, _ = compiled
+  spec = yaml.safe_load(text)
+  assert spec['schemaVersion'] == '2.1.0' and 'constantValue' not in text
+  for name, task in spec['root']['dag']['tasks'].items():
+    for param in task.get('inputs', {}).get('parameters', {}).values():
+      assert list(param) == ['runtimeValue'], name
+      assert list(param['runtimeValue']) == ['constant'], name
+  for name, component in spec['components'].items():
+    for param in component.get('inputDefinitions', {}).get('parameters', {}).values():
+      assert list(param) == ['parameterType'], name
+
+
 @pytest.mark.parametrize('args, code, words', [
     (['--pipeline-root', './local'], 2, 'kubeflow.pipeline_root'),
     (['--pipeline-root', 'hdfs://nn/x'], 2, 'kubeflow.pipeline_root'),
@@ -222,4 +238,4 @@ def test_a_minio_root_becomes_s3_with_endpoint_and_secret_on_every_node(
   assert 'minio://' not in path.read_text()
   selector_inputs = pipeline_doc['root']['dag']['tasks']['ModelSelector']['inputs']
   serving = selector_inputs['parameters']['serving_dir']['runtimeValue']
-  assert next(iter(serving['constantValue'].values())) == f'{root}/serving_model'
+  assert serving == {'constant': f'{root}/serving_model'}
