@@ -224,7 +224,9 @@ def test_a_minio_root_becomes_s3_with_endpoint_and_secret_on_every_node(
   executors = pipeline_doc['deploymentSpec']['executors']
   for label, body in executors.items():
     assert {e['name']: e['value'] for e in body['container']['env']} == {
-        'AWS_REGION': 'us-east-1', 'S3_ENDPOINT': 'http://minio-service.kubeflow:9000',
+        'AWS_REGION': 'us-east-1', 'AWS_DEFAULT_REGION': 'us-east-1',
+        'S3_ENDPOINT': 'http://minio-service.kubeflow:9000',
+        'AWS_ENDPOINT_URL_S3': 'http://minio-service.kubeflow:9000',
         'S3_USE_HTTPS': '0', 'S3_VERIFY_SSL': '0'}, label
   secrets = platform_doc['platforms']['kubernetes']['deploymentSpec']['executors']
   assert set(secrets) == set(executors)
