@@ -38,7 +38,7 @@ import posixpath
 import re
 import sys
 
-from pipeline import object_store
+from pipeline import kfp_spec, object_store
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.fingerprint import ROOT
 
@@ -183,9 +183,12 @@ def compile_spec(config: PipelineConfig, output: str) -> dict:
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
           display_name=config.name, default_image=config.kubeflow.image,
           default_commands=POD_COMMAND, use_pipeline_spec_2_1=True))
-  job = runner.run(build(config), write_out=False)
+  with kfp_spec.no_new_folders(config.root):
+    job = runner.run(build(config), write_out=False)
   spec = job['pipelineSpec']
   spec['defaultPipelineRoot'] = object_store.tfx_root(config)
+  print_notes(kfp_spec.adapt(spec, pod_source(config).path,
+                             config.kubeflow.data_version))
   _check_no_local_paths(config, spec)
   executors = spec['deploymentSpec']['executors']
   env = object_store.pod_env(config)

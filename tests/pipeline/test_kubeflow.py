@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 
 import pytest
 
@@ -63,7 +64,9 @@ def compiled(tmp_path_factory):
 def local_dag(config) -> dict[str, set[str]]:
   """node id -> ids of its upstream nodes, as create_pipeline builds them."""
   from pipeline.create import create_pipeline
-  pipeline = create_pipeline(config, sources.remote_source(DATA))
+  from pipeline.kfp_spec import no_new_folders
+  with no_new_folders(config.root):  # its SQLite config makes the local root
+    pipeline = create_pipeline(config, sources.remote_source(DATA))
   return {node.id: {up.id for up in node.upstream_nodes}
           for node in pipeline.components}
 
@@ -177,6 +180,30 @@ def test_schema_2_1_every_parameter_a_typed_runtime_constant(compiled):
   for name, component in spec['components'].items():
     for param in component.get('inputDefinitions', {}).get('parameters', {}).values():
       assert list(param) == ['parameterType'], name
+
+
+def test_kfp_caching_off_for_the_selector_and_for_unreadable_data(compiled):
+  _, spec, _, _ = compiled  # DATA is on a bucket this machine cannot read
+  uncached = {name for name, task in spec.root.dag.tasks.items()
+              if not task.caching_options.enable_cache}
+  assert uncached == {'Cifar10ExampleGen', 'ModelSelector'}
+  ingest = json.loads(constant(spec, 'Cifar10ExampleGen', 'custom_config'))
+  assert 'data_version' not in ingest['custom_config']['value']
+
+
+def test_a_named_data_version_and_no_local_folder_left(tmp_path, monkeypatch):
+  import yaml
+  monkeypatch.chdir(tmp_path)
+  args = compile_args('p.yaml') + ['--set', 'kubeflow.data_version=v7']
+  with contextlib.redirect_stdout(io.StringIO()):
+    assert cli.main(args) == 0
+  assert os.listdir(tmp_path) == ['p.yaml']  # no ./pipeline_output
+  task = yaml.safe_load((tmp_path / 'p.yaml').read_text())['root']['dag'][
+      'tasks']['Cifar10ExampleGen']
+  assert task['cachingOptions'] == {'enableCache': True}
+  ingest = json.loads(task['inputs']['parameters']['custom_config'][
+      'runtimeValue']['constant'])
+  assert ingest['custom_config']['value']['data_version'] == 'v7'
 
 
 @pytest.mark.parametrize('args, code, words', [
