@@ -103,7 +103,7 @@ def stamp_data_version(spec: dict, url: str, setting: str) -> str | None:
   if setting == 'off':
     task['cachingOptions'] = {'enableCache': False}
     return None
-  version, note = setting, None
+  version = setting
   if setting == 'auto':
     try:
       version = data_version(url)
@@ -117,7 +117,7 @@ def stamp_data_version(spec: dict, url: str, setting: str) -> str | None:
   custom = json.loads(value['constant'])
   custom['custom_config']['value']['data_version'] = version
   value['constant'] = json.dumps(custom, indent=2, sort_keys=True)
-  return note
+  return None
 
 
 def adapt(spec: dict, url: str, data_version_setting: str) -> list[str]:

@@ -1,8 +1,8 @@
 """pipeline/kfp_spec.py without compiling: the data's version, ExampleGen's
 and ModelSelector's caching, and the folders a compile may leave.
 
-Run by pytest, in a second. The version of s3:// data on an S3 server is
-exercised by tests/pipeline/test_kfp_run.py.
+Run by pytest, in seconds; s3:// data is looked up on moto's S3 server
+(tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -74,6 +74,25 @@ def test_unreadable_data_turns_ingest_caching_off_with_a_note(tmp_path):
   assert 'caching off' in note and 'kubeflow.data_version' in note
   task = spec['root']['dag']['tasks']['Cifar10ExampleGen']
   assert task['cachingOptions'] == {'enableCache': False}
+
+
+def test_the_version_of_s3_data_follows_its_etags(s3_endpoint, monkeypatch):
+  from tests.conftest import S3_BUCKET, s3_client, s3_env
+  for key, value in s3_env(s3_endpoint).items():
+    monkeypatch.setenv(key, value)
+  monkeypatch.setenv('AWS_ENDPOINT_URL_S3', s3_endpoint)
+  client, url = s3_client(s3_endpoint), f's3://{S3_BUCKET}/version-test'
+  client.put_object(Bucket=S3_BUCKET, Key='version-test/a.tgz', Body=b'one')
+  client.put_object(Bucket=S3_BUCKET, Key='version-test/tree/1.png', Body=b'x')
+  archive, tree = (kfp_spec.data_version(f'{url}/a.tgz'),
+                   kfp_spec.data_version(f'{url}/tree'))
+  assert kfp_spec.data_version(f'{url}/tree/') == tree
+  client.put_object(Bucket=S3_BUCKET, Key='version-test/a.tgz', Body=b'two')
+  client.put_object(Bucket=S3_BUCKET, Key='version-test/tree/2.png', Body=b'y')
+  assert kfp_spec.data_version(f'{url}/a.tgz') != archive
+  assert kfp_spec.data_version(f'{url}/tree') != tree
+  with pytest.raises(kfp_spec.Unreadable, match='nothing there'):
+    kfp_spec.data_version(f'{url}/missing.tgz')
 
 
 def test_no_new_folders_removes_only_what_stayed_empty(tmp_path):
