@@ -1,9 +1,9 @@
 """The compiled spec, executed task by task as a KFP 2.x cluster would.
 
-Run by `.ci/run` (marker `kfp`; 12-15 minutes on 2 cores). The spec comes
-from `cifar10-tfx compile` (quick preset, tiny data, an s3:// root on moto's
-S3 server on 127.0.0.1, which stands in for MinIO); `tests/kfp_emulator`
-plays KFP 2.x's driver and launcher: it says in its docstring which of their
+Run by `.ci/run` (marker `kfp`; 8.5 minutes on 2 cores, 14 under load). The
+spec comes from `cifar10-tfx compile` (quick preset, tiny data, an s3:// root
+on moto's S3 server on 127.0.0.1, which stands in for MinIO);
+`tests/kfp_emulator` plays KFP 2.x's driver and launcher: it says in its docstring which of their
 behaviours it reproduces (strict `runtimeValue.constant` parameters checked
 against `parameterType`, input artifacts with the metadata each executor
 wrote, output URIs under the run's pipeline root, `{{$}}` and the other
