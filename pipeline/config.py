@@ -46,6 +46,7 @@ class KubeflowConfig:
   s3_endpoint: str = ''  # S3 API URL for s3:// and minio:// roots; '' = AWS / KFP's MinIO
   s3_region: str = 'us-east-1'
   s3_secret: str = 'mlpipeline-minio-artifact'  # k8s secret (accesskey, secretkey); '' = none
+  data_version: str = 'auto'  # auto, off or a name: pipeline/kfp_spec.py
   host: str = ''  # KFP API endpoint, e.g. https://kfp.example.com
   namespace: str = 'kubeflow'
   experiment: str = 'cifar10-tfx'

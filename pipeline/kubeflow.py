@@ -36,7 +36,7 @@ import posixpath
 import re
 import sys
 
-from pipeline import object_store
+from pipeline import kfp_spec, object_store
 from pipeline.config import ConfigError, PipelineConfig
 
 IMAGE_ROOT = '/pipeline'  # the project's folder in the image (Dockerfile WORKDIR)
@@ -149,10 +149,12 @@ def compile_spec(config: PipelineConfig, output: str) -> dict:
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
           display_name=config.name, default_image=config.kubeflow.image,
-          default_commands=POD_COMMAND))
+          default_commands=POD_COMMAND, use_pipeline_spec_2_1=True))
   job = runner.run(build(config), write_out=False)
   spec = job['pipelineSpec']
   spec['defaultPipelineRoot'] = object_store.tfx_root(config)
+  print_notes(kfp_spec.adapt(spec, pod_source(config).path,
+                             config.kubeflow.data_version))
   executors = spec['deploymentSpec']['executors']
   env = object_store.pod_env(config)
   containers = [label for label, e in executors.items() if 'container' in e]

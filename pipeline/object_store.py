@@ -7,7 +7,10 @@ and write artifact URIs themselves, through TensorFlow's file systems:
 - `s3://` (AWS or any S3 API, such as MinIO's) needs tensorflow-io, which the
   pod entrypoint (`pipeline/pod.py`) loads, and its settings as environment
   variables (S3_ENDPOINT, S3_USE_HTTPS, S3_VERIFY_SSL, AWS_REGION), which this
-  module puts on every node; the keys come from a Kubernetes secret, mapped to
+  module puts on every node; the Beam nodes (ExampleGen, StatisticsGen,
+  Transform, Evaluators) also write through Beam's own S3 file system, whose
+  boto3 client ignores those and reads AWS_ENDPOINT_URL_S3 and
+  AWS_DEFAULT_REGION instead, so both are set too; the keys come from a Kubernetes secret, mapped to
   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY by a kubernetes platform spec
   (the second YAML document, as kfp-kubernetes writes it);
 - `minio://BUCKET/...` (KFP's own MinIO) is no file system anywhere: it is
@@ -54,10 +57,12 @@ def pod_env(config: PipelineConfig) -> list[dict]:
   if scheme(tfx_root(config)) != 's3':
     return []
   url = endpoint(config)
-  env = {'AWS_REGION': config.kubeflow.s3_region}
+  region = config.kubeflow.s3_region
+  env = {'AWS_REGION': region, 'AWS_DEFAULT_REGION': region}  # TF-io, botocore
   if url:
     env.update(S3_ENDPOINT=url, S3_USE_HTTPS=str(int(url.startswith('https://'))),
-               S3_VERIFY_SSL=str(int(url.startswith('https://'))))
+               S3_VERIFY_SSL=str(int(url.startswith('https://'))),
+               AWS_ENDPOINT_URL_S3=url)  # botocore: Beam's S3 file system
   return [{'name': name, 'value': value} for name, value in sorted(env.items())]
 
 

@@ -157,13 +157,21 @@ def upload(client, where: str, path: str, name: str, version: str,
 
 
 def start_run(client, where: str, experiment: str, run_name: str,
-              pipeline_id: str, version_id: str) -> str:
-  """Starts a run of the version in `experiment`; returns the run id."""
+              pipeline_id: str, version_id: str, pipeline_root: str) -> str:
+  """Starts a run of the version in `experiment`; returns the run id.
+
+  The root goes into the run's runtime config: KFP's backend ignores the
+  spec's defaultPipelineRoot (its root DAG driver takes the run's, else the
+  kfp-launcher ConfigMap's, minio://mlpipeline/v2/artifacts by default).
+  Caching follows each task's cachingOptions in the spec: kfp.Client
+  ignores `enable_caching` for a run of an uploaded version.
+  """
   with _api(where, f'finding or creating experiment {experiment}'):
     experiment_id = client.create_experiment(experiment).experiment_id
   with _api(where, 'starting the run'):
     return client.run_pipeline(experiment_id, run_name, pipeline_id=pipeline_id,
-                               version_id=version_id).run_id
+                               version_id=version_id,
+                               pipeline_root=pipeline_root).run_id
 
 
 def main(args: argparse.Namespace) -> int:
@@ -196,7 +204,7 @@ def main(args: argparse.Namespace) -> int:
         f'{version_id}')
   if args.run:
     run_id = start_run(client, where, k.experiment, f'{config.name} {stamp}',
-                       pipeline_id, version_id)
+                       pipeline_id, version_id, spec['defaultPipelineRoot'])
     print(f'Run started in experiment {k.experiment}: '
           f'{ui}/#/runs/details/{run_id}')
   kubeflow.print_notes(notes)

@@ -183,6 +183,9 @@ def test_new_pipeline_is_uploaded_and_run(tmp_path):
   assert body['pipeline_version_reference'] == {
       'pipeline_id': 'p1', 'pipeline_version_id': 'p1-v1'}
   assert body['display_name'].startswith('cifar10-tfx ')
+  # KFP's backend ignores the spec's defaultPipelineRoot: the run carries it
+  assert body['runtime_config']['pipeline_root'] == PIPELINE_ROOT
+  assert sent['spec']['schemaVersion'] == '2.1.0'
   assert f'{host}/#/runs/details/run-1' in out
   assert f'{host}/#/pipelines/details/p1/version/p1-v1' in out
   assert 'Trainer_vgg16        1 x nvidia.com/gpu' in out

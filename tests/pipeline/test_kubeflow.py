@@ -83,11 +83,11 @@ def container(spec, task: str) -> dict:
 
 
 def constant(spec, task: str, name: str):
-  """A task's constant input parameter (TFX writes the v1 `constantValue`)."""
+  """A task's constant input parameter (`runtimeValue.constant`)."""
+  from google.protobuf import json_format
   value = spec.root.dag.tasks[task].inputs.parameters[name].runtime_value
-  value = value.constant_value
-  return getattr(value, value.WhichOneof('value')) if value.WhichOneof(
-      'value') else None
+  return json_format.MessageToDict(value.constant) if value.HasField(
+      'constant') else None
 
 
 def test_every_node_of_the_local_dag_with_the_same_dependencies(compiled):
@@ -177,6 +177,46 @@ def test_no_runtime_parameters_settings_are_compiled_in(compiled):
   assert lower_bounds(eval_config) == [threshold]
 
 
+def test_schema_2_1_every_parameter_a_typed_runtime_constant(compiled):
+  """KFP 2.x's driver reads runtimeValue.constant only (schema 2.0.0's
+  constantValue stops the first task) and checks it against parameterType."""
+  import yaml
+  text, _, _, _ = compiled
+  spec = yaml.safe_load(text)
+  assert spec['schemaVersion'] == '2.1.0' and 'constantValue' not in text
+  for name, task in spec['root']['dag']['tasks'].items():
+    for param in task.get('inputs', {}).get('parameters', {}).values():
+      assert list(param) == ['runtimeValue'], name
+      assert list(param['runtimeValue']) == ['constant'], name
+  for name, component in spec['components'].items():
+    for param in component.get('inputDefinitions', {}).get('parameters', {}).values():
+      assert list(param) == ['parameterType'], name
+
+
+def test_kfp_caching_off_for_the_selector_and_for_unreadable_data(compiled):
+  _, spec, _, _ = compiled  # DATA is on a bucket this machine cannot read
+  uncached = {name for name, task in spec.root.dag.tasks.items()
+              if not task.caching_options.enable_cache}
+  assert uncached == {'Cifar10ExampleGen', 'ModelSelector'}
+  ingest = json.loads(constant(spec, 'Cifar10ExampleGen', 'custom_config'))
+  assert 'data_version' not in ingest['custom_config']['value']
+
+
+def test_a_named_data_version_and_no_local_folder_left(tmp_path, monkeypatch):
+  import yaml
+  monkeypatch.chdir(tmp_path)
+  args = compile_args('p.yaml') + ['--set', 'kubeflow.data_version=v7']
+  with contextlib.redirect_stdout(io.StringIO()):
+    assert cli.main(args) == 0
+  assert os.listdir(tmp_path) == ['p.yaml']  # no ./pipeline_output
+  task = yaml.safe_load((tmp_path / 'p.yaml').read_text())['root']['dag'][
+      'tasks']['Cifar10ExampleGen']
+  assert task['cachingOptions'] == {'enableCache': True}
+  ingest = json.loads(task['inputs']['parameters']['custom_config'][
+      'runtimeValue']['constant'])
+  assert ingest['custom_config']['value']['data_version'] == 'v7'
+
+
 @pytest.mark.parametrize('args, code, words', [
     (['--pipeline-root', './local'], 2, 'kubeflow.pipeline_root'),
     (['--pipeline-root', 'hdfs://nn/x'], 2, 'kubeflow.pipeline_root'),
@@ -222,7 +262,9 @@ def test_a_minio_root_becomes_s3_with_endpoint_and_secret_on_every_node(
   executors = pipeline_doc['deploymentSpec']['executors']
   for label, body in executors.items():
     assert {e['name']: e['value'] for e in body['container']['env']} == {
-        'AWS_REGION': 'us-east-1', 'S3_ENDPOINT': 'http://minio-service.kubeflow:9000',
+        'AWS_REGION': 'us-east-1', 'AWS_DEFAULT_REGION': 'us-east-1',
+        'S3_ENDPOINT': 'http://minio-service.kubeflow:9000',
+        'AWS_ENDPOINT_URL_S3': 'http://minio-service.kubeflow:9000',
         'S3_USE_HTTPS': '0', 'S3_VERIFY_SSL': '0'}, label
   secrets = platform_doc['platforms']['kubernetes']['deploymentSpec']['executors']
   assert set(secrets) == set(executors)
@@ -236,5 +278,4 @@ def test_a_minio_root_becomes_s3_with_endpoint_and_secret_on_every_node(
   assert 'minio://' not in path.read_text()
   selector_inputs = pipeline_doc['root']['dag']['tasks']['ModelSelector']['inputs']
   serving = selector_inputs['parameters']['settings']['runtimeValue']
-  serving = json.loads(next(iter(serving['constantValue'].values())))
-  assert serving['directory'] == f'{root}/serving_model'
+  assert json.loads(serving['constant'])['directory'] == f'{root}/serving_model'

@@ -65,8 +65,8 @@ def test_a_node_runs_through_the_pod_command_on_s3(s3_endpoint, tmp_path):
               'uri': f'{ROOT_URL}/examples', 'name': 'examples-1',
               'type': schema('inputDefinitions', 'examples'),
               'metadata': {'split_names': json.dumps(list(SPLITS))}}]}},
-          'parameters': {
-              name: value['runtimeValue']['constantValue']
+          'parameterValues': {
+              name: value['runtimeValue']['constant']
               for name, value in task['inputs']['parameters'].items()}},
       'outputs': {
           'artifacts': {'report': {'artifacts': [{
