@@ -25,10 +25,13 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components.ingest import sources
-from components.ingest.config import DataConfig
+from components.ingest.config import DataConfig, Limits
 
 SETTINGS = ('kind', 'path', 'validation_fraction', 'salt', 'train_per_class',
-            'test_per_class', 'code_fingerprint')
+            'test_per_class', 'code_fingerprint', 'max_file_bytes',
+            'max_batch_bytes', 'max_archive_bytes')
+_INTEGERS = ('train_per_class', 'test_per_class', 'max_file_bytes',
+             'max_batch_bytes', 'max_archive_bytes')
 IMAGE_KEY, LABEL_KEY, ID_KEY = 'image', 'label', 'id'
 
 
@@ -42,7 +45,8 @@ def make_custom_config(source: sources.Source, data: DataConfig,
       'salt': data.split_salt,
       'train_per_class': int(data.train_per_class),
       'test_per_class': int(data.test_per_class),
-      'code_fingerprint': code_fingerprint})
+      'code_fingerprint': code_fingerprint,
+      **{f'max_{k}': int(v) for k, v in vars(data.limits()).items()}})
   config = example_gen_pb2.CustomConfig()
   config.custom_config.Pack(struct)
   return config
@@ -66,7 +70,7 @@ def read_settings(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
   if missing:
     raise ValueError(f'custom_config lacks {missing}: build it with '
                      'make_custom_config.')
-  for key in ('train_per_class', 'test_per_class'):
+  for key in _INTEGERS:
     settings[key] = int(settings[key])  # a Struct holds numbers as doubles
   return settings
 
@@ -86,7 +90,9 @@ def _split_examples(split: str, settings: Dict[str, Any]) -> Iterator[bytes]:
   for image_id, label, png in sources.read_split(
       source, split, validation_fraction=settings['validation_fraction'],
       salt=settings['salt'], train_per_class=settings['train_per_class'],
-      test_per_class=settings['test_per_class']):
+      test_per_class=settings['test_per_class'],
+      limits=Limits(settings['max_file_bytes'], settings['max_batch_bytes'],
+                    settings['max_archive_bytes'])):
     yield to_example(image_id, label, png)
 
 
