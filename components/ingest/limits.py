@@ -47,16 +47,16 @@ def members(tar: tarfile.TarFile, where: str, limits: Limits
   archive's data may be read between two of them); DataError on a limit."""
   total, largest = 0, max(limits.file_bytes, limits.batch_bytes)
   for count, member in enumerate(tar, 1):
+    if member.isfile() and member.size > largest:
+      raise DataError(f'{member.name} in {where} is {member.size} bytes, more '
+                      f'than any CIFAR-10 file may be ({largest}, data.max_'
+                      'batch_bytes / max_file_bytes): remove it or repack.')
     total += HEADER_BYTES + max(member.size, 0)
     if count > MAX_MEMBERS or total > limits.archive_bytes:
       raise DataError(
           f'{where} holds more than {MAX_MEMBERS} entries or inflates past '
           f'{limits.archive_bytes} bytes (data.max_archive_bytes): it is not '
           'CIFAR-10; check where it came from.')
-    if member.isfile() and member.size > largest:
-      raise DataError(f'{member.name} in {where} is {member.size} bytes, more '
-                      f'than any CIFAR-10 file may be ({largest}, data.max_'
-                      'batch_bytes / max_file_bytes): remove it or repack.')
     if safe_member(member):
       yield member
 
