@@ -9,8 +9,9 @@ rules (README, Data validation), so that the cache never lies:
   and is checked against its published MD5 whenever it is used;
 - a download goes to a hidden temporary file, and becomes the entry only
   once the whole body arrived (as many bytes as its Content-Length; no byte
-  missing after `STALL_SECONDS`, all within `MAX_SECONDS`), it is not a web
-  page, and `detect` (the caller's check of the archive) accepted it;
+  missing after `STALL_SECONDS`, all within `MAX_SECONDS`, at most
+  `data.max_archive_bytes`), it is not a web page, and `detect` (the
+  caller's check of the archive) accepted it;
 - a cached entry that fails `detect` is named in the error, which says to
   delete it.
 """
@@ -23,6 +24,7 @@ import http.client
 import os
 import posixpath
 import re
+import stat
 import tempfile
 import time
 import urllib.parse
@@ -65,12 +67,13 @@ def check_official(path: str) -> None:
                     'it and run again to download it afresh.')
 
 
-def fetch(url: str, cache: str, detect: Callable[[str], T]) -> T:
+def fetch(url: str, cache: str, detect: Callable[[str], T],
+          max_bytes: int) -> T:
   """`detect(entry)` for the cache entry of `url`, downloading it first.
 
   `detect` returns a dataclass with a `path` (a `sources.Source`) or raises
-  DataError. Raises DownloadFailed when the transfer fails, DataError when
-  what arrived, or what is cached, is not usable.
+  DataError. Raises DownloadFailed when the transfer fails or passes
+  `max_bytes`, DataError when what arrived, or what is cached, is not usable.
   """
   target = cache_path(url, cache)
   if os.path.exists(target):
@@ -82,7 +85,7 @@ def fetch(url: str, cache: str, detect: Callable[[str], T]) -> T:
       raise DataError(f'{target}, the cached download of {url}, is not usable '
                       f'({getattr(e, "message", e)}): delete it and run again '
                       'to download it afresh.') from None
-  tmp = _get(url, cache, os.path.basename(target))
+  tmp = _get(url, cache, os.path.basename(target), max_bytes)
   try:
     if url == OFFICIAL_URL:
       check_official(tmp)
@@ -98,10 +101,15 @@ def fetch(url: str, cache: str, detect: Callable[[str], T]) -> T:
   return dataclasses.replace(found, path=target)
 
 
-def _get(url: str, cache: str, name: str) -> str:
+def _get(url: str, cache: str, name: str, max_bytes: int) -> str:
   """A temporary file in `cache` holding the whole body of `url`."""
   tmp = ''
   try:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme.lower() == 'file':  # urllib would block on a FIFO
+      local = urllib.request.url2pathname(parsed.path)
+      if not stat.S_ISREG(os.stat(local).st_mode):
+        raise DownloadFailed(f'{local} is not a regular file')
     os.makedirs(cache, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=cache, prefix=f'.{name}.', suffix='.part')
     with os.fdopen(handle, 'wb') as out, urllib.request.urlopen(
@@ -110,18 +118,24 @@ def _get(url: str, cache: str, name: str) -> str:
       if headers.get_content_type() in ('text/html', 'application/xhtml+xml'):
         raise DownloadFailed(f'{url} served a web page ({headers.get_content_type()}),'
                              ' not an archive: check the URL')
+      declared = headers.get('Content-Length')
+      declared = int(declared) if declared and declared.strip().isdigit() else None
+      too_big = DownloadFailed(f'{url} is larger than {max_bytes} bytes (data.'
+                               'max_archive_bytes): it is not CIFAR-10')
+      if declared is not None and declared > max_bytes:
+        raise too_big
       read = getattr(response, 'read1', response.read)
       got, start = 0, time.monotonic()
       while chunk := read(_CHUNK):
         got += len(chunk)
         out.write(chunk)
+        if got > max_bytes:
+          raise too_big
         if time.monotonic() - start > MAX_SECONDS:
           raise DownloadFailed(f'{url} took more than {MAX_SECONDS:.0f} s '
                                f'({got} bytes so far): try again later')
-      declared = headers.get('Content-Length')
-      if declared is not None and declared.strip().isdigit() and got != int(
-          declared):
-        raise DownloadFailed(f'{url} sent {got} of its {int(declared)} bytes: '
+      if declared is not None and got != declared:
+        raise DownloadFailed(f'{url} sent {got} of its {declared} bytes: '
                              'the transfer was cut; run again')
     return tmp
   except BaseException as e:

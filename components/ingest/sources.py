@@ -78,7 +78,7 @@ def resolve_source(spec: str, cache_dir: str, limits: Limits = Limits()
     def detect(path: str) -> Source:
       return _detect(path, cache, limits)
     try:
-      return download.fetch(spec, cache, detect)
+      return download.fetch(spec, cache, detect, limits.archive_bytes)
     except download.DownloadFailed as e:
       raise _unusable(str(e), cache) from None
   path = fileio.absolute(spec.rstrip('/') if fileio.is_remote(spec) else spec)
