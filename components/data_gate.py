@@ -16,12 +16,13 @@ from tfx import v1 as tfx
 
 from components import anomalies as anomaly_files
 from components import fileio, image_validation
+from components.errors import UserError
 
 SCHEMA_FILE = 'schema.pbtxt'
 MARKER = 'Data validation failed'  # the command line looks for this text
 
 
-class DataValidationError(RuntimeError):
+class DataValidationError(UserError, RuntimeError):
   """The data has anomalies; nothing downstream may run."""
 
 

@@ -14,7 +14,7 @@ import os
 import re
 import time
 
-from pipeline import runs, timings
+from pipeline import runs, store_checks, timings
 from pipeline.config import PipelineConfig
 
 
@@ -89,6 +89,7 @@ def user_message(error: BaseException) -> str | None:
 
 def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
   """Runs the DAG once; raises RunFailed with a clear message on bad input."""
+  store_checks.check_root(config.root, config.metadata_path)
   handle = _lock(config.root)  # first: a second run ends before any import
   from tfx import v1 as tfx
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers, ops
 
+from components.errors import UserError
+
 _LOG = logging.getLogger(__name__)
 
 VGG16_NOTOP_FILE = 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5'
@@ -193,7 +195,7 @@ class WeightsChoice:
   pretrained: bool
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(UserError, RuntimeError):
   """The asked-for weights cannot be had; the message says how to fix it."""
 
 

@@ -11,6 +11,7 @@ import argparse
 import os
 import warnings
 
+from components import errors
 from pipeline import config as config_lib
 from pipeline import overrides
 
@@ -19,7 +20,7 @@ COMMANDS = ('pipeline.commands.run', 'pipeline.commands.compile',
             'pipeline.commands.report', 'pipeline.commands.predict')
 
 
-class UserError(RuntimeError):
+class UserError(errors.UserError, RuntimeError):
   """A failure the user can act on; the command line prints str() alone."""
 
 
