@@ -228,9 +228,10 @@ def push(saved_model_dir: str, model_dir: str,
     raise
   if remote:
     fileio.remove_tree(staging)
+  last = os.path.join(model_dir, LAST_VERSION_FILE)
   try:  # the version is served; this only keeps versions increasing
-    fileio.remove(os.path.join(model_dir, LAST_VERSION_FILE))
-    with fileio.open_file(os.path.join(model_dir, LAST_VERSION_FILE), 'w') as f:
+    (fileio.remove_tree if fileio.isdir(last) else fileio.remove)(last)
+    with fileio.open_file(last, 'w') as f:
       f.write(f'{version}\n')
     if not remote:
       _fsync_dir(model_dir)
