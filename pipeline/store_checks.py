@@ -53,14 +53,15 @@ def check_store(path: str, writable: bool = False) -> None:
          'a backup')
   try:
     handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+      os.close(handle)
+      raise StoreError(f'The metadata store {path} is not a regular file: '
+                       f'{fix}.')
     with os.fdopen(handle, 'rb') as f:
-      info = os.fstat(handle)
-      head = f.read(100) if stat.S_ISREG(info.st_mode) else None
+      head = f.read(100)
   except OSError as e:
     raise StoreError(f'The metadata store {path} cannot be read ({e.strerror}):'
                      f' fix its permissions or {fix}.') from None
-  if head is None:
-    raise StoreError(f'The metadata store {path} is not a regular file: {fix}.')
   if not head:
     return  # SQLite makes an empty file a new database
   if not head.startswith(SQLITE_HEADER) or len(head) < 100:
