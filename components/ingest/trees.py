@@ -82,12 +82,24 @@ def _tree(kind: str, path: str, members: list[tarfile.TarInfo] | None = None
           lambda rel: f'{prefix}{rel} in {path}', relative)
 
 
+def _utf8(name: str) -> bool:
+  try:
+    name.encode('utf-8')
+  except UnicodeEncodeError:  # os and tarfile keep undecodable bytes as surrogates
+    return False
+  return True
+
+
 def _index_tree(files: list[str], folders: list[str], split: str,
                 where: Callable[[str], str]) -> dict[int, list[str]]:
   """class -> ids of split's images; raises DataError on a bad layout."""
   by_folder: dict[str, list[str]] = {}
   for path in folders + files:
     parts = path.split('/')
+    if parts[0] == split and not _utf8(path):  # ids and TFX's globs need it
+      shown = path.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
+      raise DataError(f'{where(shown)} has a name that is not UTF-8 text: '
+                      'rename it or remove it.')
     if parts[0] == split and len(parts) in (2, 3) and not parts[1].startswith('.'):
       ids = by_folder.setdefault(parts[1], [])
       if len(parts) == 3 and not parts[2].startswith('.'):

@@ -62,7 +62,9 @@ def test_component_carries_splits_and_settings(tree_data):
   assert settings == {
       'kind': 'image_archive', 'path': tree_data.archive,
       'validation_fraction': 0.25, 'salt': 'exec-salt', 'train_per_class': 0,
-      'test_per_class': 0, 'code_fingerprint': 'v1'}
+      'test_per_class': 0, 'code_fingerprint': 'v1',
+      'max_file_bytes': 1_000_000, 'max_batch_bytes': 100_000_000,
+      'max_archive_bytes': 1_000_000_000}
   default = component.Cifar10ExampleGen(source, DATA)
   fingerprint = executor.read_settings(default.exec_properties)
   assert fingerprint['code_fingerprint'] == component.ingest_code_fingerprint()

@@ -185,3 +185,18 @@ def test_a_pickled_batch_is_bounded_by_its_own_limit(make_pickles):
   assert f'{batch} is a FIFO' in error_of(read_all, Source('pickle_dir', folder))
   replace(batch, lambda p: os.symlink('/dev/zero', p))
   assert 'outside' in error_of(read_all, Source('pickle_dir', folder))
+
+
+def test_names_that_are_not_utf8_are_named_at_once(make_tree, tmp_path):
+  root = make_tree(train=2, test=1)
+  folder = os.path.join(root, 'test', 'ship').encode()
+  with open(os.path.join(folder, b'caf\xe9.png'), 'wb') as f:  # Latin-1
+    with open(class_file(root), 'rb') as png:
+      f.write(png.read())
+  message = error_of(sources.resolve_source, root, str(tmp_path))
+  assert message == (f'{root}/test/ship/caf\ufffd.png has a name that is not '
+                     'UTF-8 text: rename it or remove it.')
+  message.encode('utf-8')  # printable as it is
+  archive = tar_folder(str(tmp_path / 'latin.tgz'), root, 'cifar')
+  assert 'has a name that is not UTF-8 text' in error_of(
+      sources.resolve_source, archive, str(tmp_path))
