@@ -58,6 +58,9 @@ def cache_path(url: str, cache: str) -> str:
 def check_official(path: str) -> None:
   """DataError unless `path` is byte for byte the published archive."""
   digest = hashlib.md5()
+  if not os.path.isfile(path):  # a FIFO would hang, a device never end
+    raise DataError(f'{path} is not a regular file: delete it and run again to '
+                    'download the official archive afresh.')
   with open(path, 'rb') as f:
     for chunk in iter(lambda: f.read(_CHUNK), b''):
       digest.update(chunk)

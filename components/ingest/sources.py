@@ -144,6 +144,8 @@ def _detect(path: str, cache: str, limits: Limits) -> Source:
           trees.check_tree('image_dir', found[0].path, limits=limits)
         return found[0]
     raise _unusable(f'{path} is neither CIFAR-10 batches nor an image tree', cache)
+  if not fileio.is_remote(path) and not os.path.isfile(path):  # a FIFO would hang
+    raise _unusable(f'{path} is not a regular file or folder', cache)
   try:
     with fileio.open_tar(path, 'r:*') as tar:
       members = list(limits_lib.members(tar, path, limits))

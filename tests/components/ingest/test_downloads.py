@@ -144,3 +144,9 @@ def test_file_urls_to_fifos_and_folders_fail_at_once(tmp_path):
   os.mkfifo(fifo)
   assert 'is not a regular file' in failure(f'file://{fifo}', str(tmp_path / 'c'))
   assert 'No such file' in failure(f'file://{tmp_path}/nope.tgz', str(tmp_path))
+  assert 'is not a regular file or folder' in failure(str(fifo), str(tmp_path))
+  cache = tmp_path / 'keras'
+  cache.mkdir()
+  os.mkfifo(cache / 'cifar-10-python.tar.gz')  # where Keras keeps the archive
+  assert failure('', str(cache)).startswith(
+      f'{cache}/cifar-10-python.tar.gz is not a regular file: delete it')
