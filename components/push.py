@@ -1,17 +1,16 @@
 """The serving directory: versions, the push lock, and the push itself.
 
 Called by `components/selector.py` (the ModelSelector's executor) and
-`cifar10-tfx predict`. Layout is TF Serving's:
-`<serving_dir>/<model_name>/<version>/` with integer versions; a server
-loads only those. A version is a folder whose name is ASCII digits (at most
-int64); any other entry (a file named `1`, a folder named `²` or `v2`) is
-not a version and never blocks a push, and the next version is above every
-all-digit name, file or folder. `model_name` is an identifier
-(`MODEL_NAME`), so `<model_name>/` stays inside the serving folder. Everything
-else in `<model_name>/` is hidden from the server and ours: `.push.lock` (one push at a time, across pipeline roots),
-`.last_version` (the highest version ever pushed, so that versions only
-increase even if someone deletes the newest) and `.staging-*` (a copy being
-pushed; one left by a killed push is removed by the next).
+`cifar10-tfx predict`. Layout is TF Serving's: `<serving_dir>/<model_name>/
+<version>/`, a version being a folder named in ASCII digits (within int64);
+other entries (a file `1`, a folder `²`) never block a push, and the next
+version is above every all-digit name. `model_name` matches `MODEL_NAME`, so
+it stays inside `serving_dir`. The rest of `<model_name>/` is ours:
+`.push.lock` (one push at a time, across pipeline roots), `.last_version`
+(the highest version ever pushed, so that versions only increase even if
+someone deletes the newest) and `.staging-*` (a copy being pushed; one left
+by a killed push is removed by the next). A failure the user can fix (a
+read-only or full folder) is a `PushError`.
 
 Two stores, one contract (a failure or a crash at any point leaves the served
 versions as they were; a server never loads a partial version):
@@ -103,9 +102,8 @@ def _read_small(path: str) -> str:
   if fileio.is_remote(path):
     with fileio.open_file(path, 'rb') as f:
       return f.read(4096).decode('ascii', 'replace')
-  handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-  with os.fdopen(handle, 'rb') as f:
-    regular = stat.S_ISREG(os.fstat(handle).st_mode)
+  with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), 'rb') as f:
+    regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
     return f.read(4096).decode('ascii', 'replace') if regular else ''
 
 
