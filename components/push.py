@@ -48,7 +48,7 @@ MODEL_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]*')  # and not '.' or '..'
 _INT64_MAX = 2 ** 63 - 1  # TF Serving reads version names as int64
 
 
-class PushError(UserError):
+class PushError(UserError, OSError):
   """The serving folder cannot take a push; the served versions are as they
   were. The message names the folder and what to do."""
 
@@ -221,7 +221,7 @@ def push(saved_model_dir: str, model_dir: str,
     fileio.remove_tree(staging)
     if remote and destination:
       fileio.remove_tree(destination)
-    if isinstance(e, fileio.errors()):
+    if isinstance(e, fileio.errors()) and not isinstance(e, PushError):
       raise _cannot(model_dir, e) from None
     raise
   if remote:

@@ -194,8 +194,9 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     check(not isinstance(value, float) or math.isfinite(value),
           f'{key} must be a finite number, got {value}.')
     low, high = bounds.get(key, (-math.inf, math.inf))
-    check(low <= value <= high if isinstance(value, (int, float)) else True,
-          f'{key} must lie in [{low:g}, {high:g}], got {value}.')
+    if isinstance(value, (int, float)):
+      check(value >= low, f'{key} must be >= {low:g}, got {value}.')
+      check(value <= high, f'{key} must be <= {high:g}, got {value}.')
   for key, name in (('name', config.name),
                     ('serving.model_name', config.serving.model_name)):
     check(bool(MODEL_NAME.fullmatch(name)) and name not in ('.', '..')

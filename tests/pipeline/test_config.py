@@ -31,7 +31,7 @@ def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
 
 
 @pytest.mark.parametrize('assignment, message', [
-    ('alexnet.epochs=-1', r'alexnet.epochs must lie in \[1, 10000\], got -1'),
+    ('alexnet.epochs=-1', 'epochs must be >= 1'),
     ('evaluation.accuracy_threshold=1.5', r'accuracy_threshold must lie in \[0, 1\]'),
     ('vgg16.optimizer=rmsprop', 'optimizer must be sgd or adamw'),
     ('vgg16.input_size=50', 'multiple of 32'),
