@@ -16,7 +16,6 @@ from pipeline import cli
 from pipeline.commands import predict
 from tests.components.test_image_limits import HOSTILE, encoded, png_bomb
 
-pytestmark = pytest.mark.timeout(120)
 
 
 def save_decoding_model(path: str) -> str:
@@ -54,10 +53,12 @@ def served(tmp_path_factory) -> str:
   return str(folder)
 
 
+@pytest.mark.timeout(120)
 def test_predict_picks_only_ascii_digit_versions(served):
   assert predict.resolve_model(served) == os.path.join(served, '3')
 
 
+@pytest.mark.timeout(120)
 def test_files_that_are_no_small_regular_images_are_refused_unread(tmp_path):
   fifo = tmp_path / 'fifo.png'
   os.mkfifo(fifo)
@@ -77,6 +78,7 @@ def test_files_that_are_no_small_regular_images_are_refused_unread(tmp_path):
       predict.read_image(str(path))
 
 
+@pytest.mark.timeout(120)
 def test_one_line_per_refused_file_and_the_others_classified(served, tmp_path,
                                                              capsys):
   good = tmp_path / 'good.jpg'
@@ -96,6 +98,7 @@ def test_one_line_per_refused_file_and_the_others_classified(served, tmp_path,
       '2 of 3 files could not be classified.']
 
 
+@pytest.mark.timeout(120)
 def test_the_served_graph_refuses_a_bomb_by_itself(served, tmp_path, capsys,
                                                    monkeypatch):
   """A model predict cannot pre-check (or TF Serving) still refuses it."""
