@@ -21,7 +21,7 @@ from components.errors import UserError
 SCHEMA_FILE = 'schema.pbtxt'
 
 
-class DataValidationError(UserError):
+class DataValidationError(UserError, RuntimeError):
   """The data has anomalies; nothing downstream may run. The message lists
   them all and says what to do."""
 

@@ -75,6 +75,12 @@ def isfile(path: str) -> bool:
   return gfile.exists(path) and not gfile.isdir(path)
 
 
+def size(path: str) -> int:
+  """The length in bytes of the file at `path` (following links)."""
+  return _gfile(path).stat(path).length if is_remote(path) else os.stat(
+      path).st_size
+
+
 def listdir(path: str) -> list[str]:
   """Entry names (no trailing '/'), sorted; [] when `path` does not exist."""
   if not is_remote(path):

@@ -1,12 +1,16 @@
 """The serving directory: versions, the push lock, and the push itself.
 
-Called by `components/selector.py` (the ModelSelector's executor). Layout is
-TF Serving's: `<serving_dir>/<model_name>/<version>/` with integer versions; a
-server loads only those. Everything else in `<model_name>/` is hidden from it
-and ours: `.push.lock` (one push at a time, across pipeline roots),
-`.last_version` (the highest version ever pushed, so that versions only
-increase even if someone deletes the newest) and `.staging-*` (a copy being
-pushed; one left by a killed push is removed by the next).
+Called by `components/selector.py` (the ModelSelector's executor) and
+`cifar10-tfx predict`. Layout is TF Serving's: `<serving_dir>/<model_name>/
+<version>/`, a version being a folder named in ASCII digits (within int64);
+other entries (a file `1`, a folder `²`) never block a push, and the next
+version is above every all-digit name. `model_name` matches `MODEL_NAME`, so
+it stays inside `serving_dir`. The rest of `<model_name>/` is ours:
+`.push.lock` (one push at a time, across pipeline roots), `.last_version`
+(the highest version ever pushed, so that versions only increase even if
+someone deletes the newest) and `.staging-*` (a copy being pushed; one left
+by a killed push is removed by the next). A failure the user can fix (a
+read-only or full folder) is a `PushError`.
 
 Two stores, one contract (a failure or a crash at any point leaves the served
 versions as they were; a server never loads a partial version):
@@ -26,17 +30,27 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
+import stat
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from components import fileio
+from components.errors import UserError
 
 LOCK_FILE, LAST_VERSION_FILE, STAGING_PREFIX = '.push.lock', '.last_version', '.staging-'
 SAVED_MODEL_FILES = ('saved_model.pb', 'saved_model.pbtxt')  # written last
 LEASE_SECONDS = 1800.0  # an object-store lock older than this is abandoned
 _POLL_SECONDS = 2.0
+MODEL_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]*')  # and not '.' or '..'
+_INT64_MAX = 2 ** 63 - 1  # TF Serving reads version names as int64
+
+
+class PushError(UserError, OSError):
+  """The serving folder cannot take a push; the served versions are as they
+  were. The message names the folder and what to do."""
 
 
 @dataclass
@@ -47,29 +61,78 @@ class ServingConfig:
   check_examples: int = 8  # test examples the staged model must answer before the push
 
 
+def model_dir(serving_dir: str, model_name: str) -> str:
+  """`<serving_dir>/<model_name>`; PushError unless the name is an identifier
+  (so the folder stays inside `serving_dir`)."""
+  if not MODEL_NAME.fullmatch(model_name) or model_name in ('.', '..'):
+    raise PushError(f'serving.model_name {model_name!r} is not a model name: '
+                    'use letters, digits, _, . and - (not . or ..).')
+  return os.path.join(serving_dir, model_name)
+
+
+def _number(name: str) -> int | None:
+  """The version an entry's name stands for: ASCII digits, within int64."""
+  if name.isascii() and name.isdigit() and int(name) <= _INT64_MAX:
+    return int(name)
+  return None
+
+
 def versions(model_dir: str) -> list[int]:
-  """The versions a server would load, ascending."""
-  return sorted(int(d) for d in fileio.listdir(model_dir)
-                if d.isdigit() and fileio.isdir(os.path.join(model_dir, d)))
+  """The versions a server would load, ascending: all-digit folders."""
+  return sorted(v for d in fileio.listdir(model_dir)
+                if (v := _number(d)) is not None
+                and fileio.isdir(os.path.join(model_dir, d)))
 
 
 def next_version(model_dir: str) -> int:
-  last, path = 0, os.path.join(model_dir, LAST_VERSION_FILE)
-  if fileio.exists(path):
-    with fileio.open_file(path) as f:  # the highest number in it counts
-      last = max((int(t) for t in f.read().split() if t.isdigit()), default=0)
-  return max(versions(model_dir) + [last]) + 1
+  """Above every version, every all-digit name and `.last_version`."""
+  taken = [v for d in fileio.listdir(model_dir) if (v := _number(d)) is not None]
+  path = os.path.join(model_dir, LAST_VERSION_FILE)
+  if fileio.isfile(path):  # the highest number in it counts
+    taken += [v for t in _read_small(path).split() if (v := _number(t)) is not None]
+  version = max(taken, default=0) + 1
+  if version > _INT64_MAX:
+    raise PushError(f'{model_dir} already holds version {_INT64_MAX}, the '
+                    'highest TF Serving reads: remove it (and .last_version).')
+  return version
+
+
+def _read_small(path: str) -> str:
+  """The first 4 KB of a file, as text; never blocks on a FIFO or device."""
+  if fileio.is_remote(path):
+    with fileio.open_file(path, 'rb') as f:
+      return f.read(4096).decode('ascii', 'replace')
+  with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), 'rb') as f:
+    regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+    return f.read(4096).decode('ascii', 'replace') if regular else ''
+
+
+def _cannot(folder: str, error: BaseException) -> PushError:
+  return PushError(f'Cannot push to {folder} ({error}): make it writable, free '
+                   'space, or choose another --serving-dir; the served '
+                   'versions are as they were.')
 
 
 @contextlib.contextmanager
 def locked(model_dir: str) -> Iterator[None]:
   """Holds `<model_dir>/.push.lock` (blocking): one push at a time."""
-  fileio.makedirs(model_dir)
+  try:
+    fileio.makedirs(model_dir)
+  except fileio.errors() as e:
+    raise _cannot(model_dir, e) from None
   if fileio.is_remote(model_dir):
     with _leased(os.path.join(model_dir, LOCK_FILE)):
       yield
     return
-  with open(os.path.join(model_dir, LOCK_FILE), 'w') as handle:
+  lock = os.path.join(model_dir, LOCK_FILE)
+  try:  # non-blocking open: a FIFO in its place must not hang the push
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+      os.close(fd)
+      raise OSError(f'{LOCK_FILE} is not a regular file; remove it')
+  except OSError as e:
+    raise _cannot(model_dir, e) from None
+  with os.fdopen(fd, 'w') as handle:
     fcntl.flock(handle, fcntl.LOCK_EX)
     try:
       yield
@@ -154,17 +217,24 @@ def push(saved_model_dir: str, model_dir: str,
       fileio.copy_tree(staging, destination, last=SAVED_MODEL_FILES)
     else:
       os.rename(staging, destination)
-  except BaseException:
+  except BaseException as e:
     fileio.remove_tree(staging)
     if remote and destination:
       fileio.remove_tree(destination)
+    if isinstance(e, fileio.errors()) and not isinstance(e, PushError):
+      raise _cannot(model_dir, e) from None
     raise
   if remote:
     fileio.remove_tree(staging)
-  with fileio.open_file(os.path.join(model_dir, LAST_VERSION_FILE), 'w') as f:
-    f.write(f'{version}\n')
-  if not remote:
-    _fsync_dir(model_dir)
+  last = os.path.join(model_dir, LAST_VERSION_FILE)
+  try:  # the version is served; this only keeps versions increasing
+    (fileio.remove_tree if fileio.isdir(last) else fileio.remove)(last)
+    with fileio.open_file(last, 'w') as f:
+      f.write(f'{version}\n')
+    if not remote:
+      _fsync_dir(model_dir)
+  except fileio.errors():
+    pass
   return destination
 
 

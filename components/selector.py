@@ -101,7 +101,7 @@ def read_accuracy(evaluation_uri: str) -> float:
 
 def push(saved_model_dir: str, serving_dir: str, model_name: str) -> str:
   """Pushes without comparison or check (tests, tools): atomic, versioned."""
-  model_dir = os.path.join(serving_dir, model_name)
+  model_dir = push_lib.model_dir(serving_dir, model_name)
   with push_lib.locked(model_dir):
     return push_lib.push(saved_model_dir, model_dir)
 
@@ -180,7 +180,7 @@ class Executor(base_executor.BaseExecutor):
       decision, destination = compare_and_push(
           candidates, {n: path_utils.serving_model_path(uri)
                        for n, uri in models.items()},
-          os.path.join(serving.directory, serving.model_name),
+          push_lib.model_dir(serving.directory, serving.model_name),
           examples, labels, tolerance, serving.check_examples, record)
     self._record(output_dict['pushed_model'][0], decision, destination,
                  models, record)

@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.cifar10 import CHANNELS, IMAGE_KEY, IMAGE_SIZE, LABEL_KEY
+from components.image_header import MAX_IMAGE_SIDE, MAX_PIXELS
 
 
 def decode_images(encoded: tf.Tensor) -> tf.Tensor:
@@ -20,11 +21,23 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
 
   Grayscale and RGBA images are converted to RGB; an image of another size is
   resized (bilinear). Bytes that are not an image raise InvalidArgumentError,
-  so a serving request carrying them fails instead of being classified.
+  so a serving request carrying them fails instead of being classified; so
+  does an image whose header declares more pixels than
+  `components.image_header` allows, before anything is decoded.
   """
   encoded = tf.reshape(encoded, [-1])
 
   def decode_one(data: tf.Tensor) -> tf.Tensor:
+    width, height, frames = _declared_size(data)
+    small = tf.logical_and(
+        tf.logical_and(width <= MAX_IMAGE_SIDE, height <= MAX_IMAGE_SIDE),
+        width * height * frames <= MAX_PIXELS)
+    refuse = tf.debugging.Assert(small, [
+        f'the image header declares more than {MAX_IMAGE_SIDE}x'
+        f'{MAX_IMAGE_SIDE} pixels (width, height, frames at most):', width,
+        height, frames], name='image_size_check')
+    with tf.control_dependencies([refuse]):
+      data = tf.identity(data)
     image = tf.io.decode_image(data, channels=CHANNELS, expand_animations=False)
     image = tf.image.convert_image_dtype(image, tf.float32)
     size = tf.shape(image)[:2]
@@ -38,6 +51,46 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
       decode_one, encoded,
       fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, CHANNELS],
                                         tf.float32))
+
+
+def _declared_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """(width, height, frames at most), int64, that one image's header declares,
+  read as `components.image_header.declared_size` reads it; zeros for bytes
+  that are no PNG/GIF/BMP (decode_image rejects those) and JPEG's from
+  tf.image.extract_jpeg_shape, which reads its header only."""
+  head = tf.strings.substr(tf.strings.join([data, tf.constant(b'\0' * 32)]), 0, 32)
+  b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+  def unsigned(first: int, size: int, big: bool) -> tf.Tensor:
+    order = range(size) if big else range(size - 1, -1, -1)
+    value = tf.constant(0, tf.int64)
+    for i in order:
+      value = value * 256 + b[first + i]
+    return value
+
+  def signed32(first: int) -> tf.Tensor:
+    value = unsigned(first, 4, False)
+    return tf.abs(tf.where(value >= 2 ** 31, value - 2 ** 32, value))
+
+  def gif_frames() -> tf.Tensor:
+    v = tf.io.decode_raw(data, tf.uint8)
+    pairs = tf.logical_and(tf.equal(v[:-1], 0), tf.equal(v[1:], 0x2C))
+    return tf.reduce_sum(tf.cast(pairs, tf.int64)) + 1
+
+  def jpeg() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+    return shape[1], shape[0], tf.constant(1, tf.int64)
+
+  one, zero = tf.constant(1, tf.int64), tf.constant(0, tf.int64)
+  start3, start2 = tf.strings.substr(data, 0, 3), tf.strings.substr(data, 0, 2)
+  return tf.case([
+      (tf.equal(start3, b'\x89PN'),
+       lambda: (unsigned(16, 4, True), unsigned(20, 4, True), one)),
+      (tf.equal(start3, b'GIF'),
+       lambda: (unsigned(6, 2, False), unsigned(8, 2, False), gif_frames())),
+      (tf.equal(start2, b'BM'), lambda: (signed32(18), signed32(22), one)),
+      (tf.equal(start3, b'\xff\xd8\xff'), jpeg)],
+      default=lambda: (zero, zero, one), exclusive=True)
 
 
 def preprocessing_fn(inputs, custom_config=None):

@@ -11,13 +11,16 @@ presets. Importing it imports nothing heavy: it must stay cheap for
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from components.cifar10 import CLASS_NAMES, IMAGE_SIZE, OFFICIAL_URL  # noqa: F401
 from components.errors import UserError
 from components.image_checks import ImageValidationConfig
 from components.ingest.config import DataConfig
-from components.push import ServingConfig
+from components.push import MODEL_NAME, ServingConfig
 from components.trainers.config import TrainerConfig
 
 __all__ = ['ConfigError', 'DataConfig', 'EvaluationConfig', 'ImageValidationConfig',
@@ -147,12 +150,59 @@ def preset(name: str) -> PipelineConfig:
   return PRESETS[name]()
 
 
+# Inclusive bounds of whole-number settings: sizes a machine can hold, counts
+# a run can finish. A trainer's keys are checked for every model.
+_BOUNDS = {
+    'data.train_per_class': (0, 10 ** 7), 'data.test_per_class': (0, 10 ** 7),
+    'data.max_file_bytes': (1, 10 ** 9), 'data.max_batch_bytes': (1, 10 ** 10),
+    'data.max_archive_bytes': (1, 10 ** 12), 'evaluation.batch_size': (1, 8192),
+    'serving.check_examples': (1, 10_000), 'image_validation.report_examples':
+    (0, 10_000), 'kubeflow.trainer_cpu': (0.1, 1024), 'kubeflow.trainer_memory_gb':
+    (0.1, 65_536)}
+_TRAINER_BOUNDS = {
+    'epochs': (1, 10_000), 'batch_size': (1, 8192), 'input_size': (32, 512),
+    'steps_per_epoch': (0, 10 ** 7), 'head_epochs': (0, 10_000),
+    'early_stopping_patience': (0, 10_000), 'crop_padding': (0, 64),
+    'rotation_degrees': (0, 180), 'learning_rate': (1e-12, 100),
+    'momentum': (0, 0.999999), 'fine_tune_lr_factor': (1e-9, 100),
+    'weight_decay': (0, 100), 'warmup_epochs': (0, 10_000), 'gpus': (0, 64),
+    'seed': (0, 2 ** 32 - 1)}
+
+
+def settings(config: PipelineConfig) -> Iterator[tuple[str, object]]:
+  """(key as --set names it, value) of every leaf setting, models included."""
+  def walk(obj, prefix: str):
+    for f in dataclasses.fields(obj):
+      value = getattr(obj, f.name)
+      if dataclasses.is_dataclass(value):
+        yield from walk(value, f'{prefix}{f.name}.')
+      elif f.name != 'models':
+        yield prefix + f.name, value
+  yield from walk(config, '')
+  for name, trainer in config.models.items():
+    yield from walk(trainer, f'{name}.')
+
+
 def validate(config: PipelineConfig) -> PipelineConfig:
   """Raises ConfigError naming the first unusable value."""
   def check(ok: bool, message: str):
     if not ok:
       raise ConfigError(message)
   check(bool(config.models), 'No models configured: the pipeline needs one.')
+  bounds = dict(_BOUNDS, **{f'{name}.{key}': limits for name in config.models
+                            for key, limits in _TRAINER_BOUNDS.items()})
+  for key, value in settings(config):
+    check(not isinstance(value, float) or math.isfinite(value),
+          f'{key} must be a finite number, got {value}.')
+    low, high = bounds.get(key, (-math.inf, math.inf))
+    if isinstance(value, (int, float)):
+      check(value >= low, f'{key} must be >= {low:g}, got {value}.')
+      check(value <= high, f'{key} must be <= {high:g}, got {value}.')
+  for key, name in (('name', config.name),
+                    ('serving.model_name', config.serving.model_name)):
+    check(bool(MODEL_NAME.fullmatch(name)) and name not in ('.', '..')
+          and len(name) <= 63, f'{key} {name!r} must be 1-63 letters, digits, '
+          '_, . or - (not starting with . or -): it names a folder.')
   check(0.0 < config.data.validation_fraction < 1.0,
         'data.validation_fraction must lie strictly between 0 and 1.')
   check(config.data.train_per_class >= 0 and config.data.test_per_class >= 0,
@@ -160,8 +210,6 @@ def validate(config: PipelineConfig) -> PipelineConfig:
   check(0.0 <= config.evaluation.accuracy_threshold <= 1.0,
         'evaluation.accuracy_threshold must lie in [0, 1].')
   check(config.evaluation.batch_size > 0, 'evaluation.batch_size must be > 0.')
-  check(bool(config.serving.model_name.strip()),
-        'serving.model_name must not be empty.')
   check(0.0 <= config.serving.baseline_tolerance <= 1.0,
         'serving.baseline_tolerance must lie in [0, 1] (accuracy, not percent).')
   check(config.serving.check_examples >= 1,

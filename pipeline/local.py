@@ -18,7 +18,7 @@ import re
 import time
 
 from components import errors
-from pipeline import runs, timings
+from pipeline import runs, store_checks, timings
 from pipeline.config import PipelineConfig
 
 SCHEMA_FILE = pathlib.Path(__file__).resolve().parents[1] / 'data' / 'schema.pbtxt'
@@ -95,6 +95,7 @@ def locations(config: PipelineConfig) -> dict:
 def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
   """Runs the DAG once. A UserError raised by any node (bad data, failed
   validation, missing weights) reaches the caller as itself, unwrapped."""
+  store_checks.check_root(config.root, config.metadata_path)
   handle = _lock(config.root)  # first: a second run ends before any import
   from tfx import v1 as tfx
 

@@ -7,7 +7,10 @@ Used by the tests of every package. Images are random but class-dependent
 from __future__ import annotations
 
 import os
+import resource
 import socket
+import subprocess
+import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -106,6 +109,21 @@ def save_fake_model(path: str, kind: str) -> str:
   tf.saved_model.save(model, path, signatures={
       'serving_default': model.serve.get_concrete_function()})
   return path
+
+
+def run_bounded(code: str, memory_mb: int = 400, timeout: float = 60,
+                cwd: str | None = None) -> subprocess.CompletedProcess:
+  """Runs `python -c code` from the project root with its address space
+  limited to `memory_mb` (RLIMIT_AS) and a wall-clock `timeout`; the
+  hostile-input tests assert it ends in time, within memory, with its message."""
+  def limit():
+    size = memory_mb << 20
+    resource.setrlimit(resource.RLIMIT_AS, (size, size))
+  env = dict(os.environ, OPENBLAS_NUM_THREADS='1', OMP_NUM_THREADS='1',
+             PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  return subprocess.run([sys.executable, '-c', code], capture_output=True,
+                        text=True, timeout=timeout, preexec_fn=limit, env=env,
+                        cwd=cwd, check=False)
 
 
 S3_BUCKET = 'bucket'

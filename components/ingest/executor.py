@@ -63,7 +63,7 @@ def _split_examples(split: str, ingest: IngestSettings) -> Iterator[bytes]:
   for image_id, label, png in sources.read_split(
       source, split, validation_fraction=data.validation_fraction,
       salt=data.split_salt, train_per_class=data.train_per_class,
-      test_per_class=data.test_per_class):
+      test_per_class=data.test_per_class, limits=data.limits()):
     yield to_example(image_id, label, png)
 
 

@@ -1,14 +1,20 @@
 """Reads the official python pickle format (cifar-10-batches-py/, or its .tar.gz).
 
 Called by `components.ingest.sources` (`is_pickle_dir`, `read_pickles` from
-`read_split`). A batch is unpickled with an allow-list of the classes a
-CIFAR-10 batch holds, so a crafted file cannot run code; anything that is not
-a CIFAR-10 batch, or a label outside 0-9, is a DataError naming the file (and
-the record).
+`read_split`). A batch is read whole only once its size passes
+`Limits.batch_bytes` (through `limits`), then unpickled with an allow-list
+of exact (module, name) pairs: the few numpy functions a CIFAR-10 batch
+names (numpy 1.26, as in uv.lock, and numpy 2's spelling of the same), each
+resolved from numpy as already imported and guarded against the arguments
+that would allocate without bound, so a crafted file can neither run code,
+import a module nor exhaust memory; anything that is not a CIFAR-10 batch, or
+a label outside 0-9, is a DataError naming the file (and the record).
 """
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import pickle
 import posixpath
@@ -20,6 +26,8 @@ import numpy as np
 from PIL import Image
 
 from components import fileio
+from components.ingest import limits as limits_lib
+from components.ingest.config import Limits
 from components.ingest.errors import DataError
 from components.ingest.images import to_png
 from components.cifar10 import CLASS_NAMES, OFFICIAL_URL
@@ -33,21 +41,59 @@ def is_pickle_dir(path: str) -> bool:
   return all(fileio.isfile(os.path.join(path, n)) for n in PICKLE_FILES)
 
 
+_NDARRAY = object()  # stands for numpy.ndarray, which is not callable here
+
+
+def _reconstruct(cls, shape, dtype):
+  """numpy's array stub before __setstate__ fills it: always empty."""
+  if cls is not _NDARRAY or tuple(shape) != (0,):
+    raise pickle.UnpicklingError('numpy _reconstruct with other arguments '
+                                 'than a pickled array\'s is not allowed')
+  return np.core.multiarray._reconstruct(np.ndarray, (0,), dtype)
+
+
+def _encode(text, encoding='utf-8'):
+  if not isinstance(text, str) or encoding != 'latin1':
+    raise pickle.UnpicklingError('_codecs.encode is allowed on latin1 text only')
+  return codecs.encode(text, encoding)
+
+
+def _bytes(*args):
+  if args:  # bytes(10**12) would allocate a terabyte
+    raise pickle.UnpicklingError('bytes() is allowed without arguments only')
+  return b''
+
+
+_SAFE = {'_reconstruct': _reconstruct, 'ndarray': _NDARRAY, 'dtype': np.dtype,
+         'scalar': np.core.multiarray.scalar,
+         '_frombuffer': np.core.numeric._frombuffer}
+_ALLOWED = {(f'numpy{core}.{module}', name): _SAFE[name]
+            for core in ('.core', '._core')
+            for module, name in (('multiarray', '_reconstruct'),
+                                 ('multiarray', 'scalar'),
+                                 ('numeric', '_frombuffer'))}
+_ALLOWED.update({('numpy', 'ndarray'): _NDARRAY, ('numpy', 'dtype'): np.dtype,
+                 ('_codecs', 'encode'): _encode, ('__builtin__', 'bytes'): _bytes,
+                 ('builtins', 'bytes'): _bytes})
+
+
 class _BatchUnpickler(pickle.Unpickler):
-  """Unpickles only what a CIFAR-10 batch holds (no arbitrary code)."""
-  _ALLOWED = {'_reconstruct', 'ndarray', 'dtype', 'scalar', '_frombuffer'}
+  """Unpickles only what a CIFAR-10 batch holds: exact (module, name) pairs,
+  never importing anything (no arbitrary code, no unbounded allocation)."""
 
   def find_class(self, module: str, name: str):
-    if (module.split('.')[0] == 'numpy' and name in self._ALLOWED) or (
-        module, name) in (('_codecs', 'encode'), ('__builtin__', 'bytes'),
-                          ('builtins', 'bytes')):
-      return super().find_class(module, name)
-    raise pickle.UnpicklingError(f'{module}.{name} is not allowed')
+    found = _ALLOWED.get((module, name))
+    if found is None:
+      raise pickle.UnpicklingError(f'{module}.{name} is not allowed')
+    return found
 
 
 def _unpickle(f: BinaryIO, where: str, keys: tuple[bytes, ...]) -> dict:
   try:
     batch = _BatchUnpickler(f, encoding='bytes').load()
+  except MemoryError:
+    raise DataError(f'{where} asks for more memory than a CIFAR-10 batch '
+                    f'needs; {_FIX}.') from None
   except Exception as e:  # pylint: disable=broad-except
     raise DataError(f'{where} is not a CIFAR-10 batch (it does not unpickle: '
                     f'{e}); {_FIX}.') from None
@@ -84,7 +130,7 @@ def _check_meta(f: BinaryIO, where: str) -> None:
                     f'({", ".join(CLASS_NAMES)}): use the CIFAR-10 data set.')
 
 
-def _batches(path: str, kind: str, split: str
+def _batches(path: str, kind: str, split: str, limits: Limits
              ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """batch name -> (data, labels) of the batches `split` reads, all checked."""
   wanted = ('test_batch',) if split == 'test' else TRAIN_BATCHES
@@ -98,18 +144,17 @@ def _batches(path: str, kind: str, split: str
   if kind == 'pickle_dir':
     for name in wanted + ('batches.meta',):
       where = os.path.join(path, name)
-      try:
-        with fileio.open_file(where, 'rb') as f:
-          take(name, f, where)
-      except fileio.errors() as e:
-        raise DataError(f'{where} cannot be read ({e}): restore it.') from None
+      take(name, io.BytesIO(limits_lib.read_file(where, path, limits.batch_bytes)),
+           where)
   else:
     try:
       with fileio.open_tar(path, 'r|*') as tar:
-        for member in tar:
+        for member in limits_lib.members(tar, path, limits):
           name = posixpath.basename(member.name.rstrip('/'))
+          where = f'{member.name} in {path}'
           if member.isfile() and name in wanted + ('batches.meta',):
-            take(name, tar.extractfile(member), f'{member.name} in {path}')
+            take(name, io.BytesIO(limits_lib.read_member(
+                tar, member, where, limits.batch_bytes)), where)
     except (EOFError, tarfile.TarError, zlib.error) + fileio.errors() as e:
       raise DataError(f'{path} is not a readable .tar.gz archive ({e}): '
                       'download it again.') from None
@@ -122,9 +167,9 @@ def _batches(path: str, kind: str, split: str
 
 def read_pickles(path: str, kind: str, split: str,
                  select: Callable[[dict[int, list[str]]], dict[str, int]],
-                 ) -> Iterator[tuple[str, int, bytes]]:
+                 limits: Limits = Limits()) -> Iterator[tuple[str, int, bytes]]:
   """(id, label, PNG) of one split; ids are '<batch>/<row, 5 digits>'."""
-  batches = _batches(path, kind, split)
+  batches = _batches(path, kind, split, limits)
   per_class: dict[int, list[str]] = {}
   for name, (_, labels) in batches.items():
     for row, label in enumerate(labels.tolist()):

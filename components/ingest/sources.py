@@ -24,17 +24,14 @@ import math
 import os
 import posixpath
 import re
-import shutil
 import tarfile
-import tempfile
-import urllib.parse
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
 from components import fileio
-from components.ingest import pickles, trees
+from components.ingest import download, limits as limits_lib, pickles, trees
+from components.ingest.config import Limits
 from components.ingest.errors import DataError, find_data_error
 from components.ingest.images import Conversions
 from components import cifar10
@@ -66,17 +63,25 @@ def _unusable(what: str, cache_dir: str) -> DataError:
       f'nothing, to use the copy in {cache_dir} or download {OFFICIAL_URL}.')
 
 
-def resolve_source(spec: str, cache_dir: str) -> Source:
+def resolve_source(spec: str, cache_dir: str, limits: Limits = Limits()
+                   ) -> Source:
   """Finds (downloading when `spec` is a URL or empty) the data `spec` names."""
   cache = os.path.abspath(os.path.expanduser(cache_dir or '.'))
   spec = (spec or '').strip()
   if not spec:
     for name in _CACHED:
       if os.path.exists(os.path.join(cache, name)):
-        return _detect(os.path.join(cache, name), cache)
+        if name == download.OFFICIAL_NAME:
+          download.check_official(os.path.join(cache, name))
+        return _detect(os.path.join(cache, name), cache, limits)
     spec = OFFICIAL_URL
   if re.match(r'(https?|file)://', spec, re.I):
-    return _detect(_download(spec, cache), cache)
+    def detect(path: str) -> Source:
+      return _detect(path, cache, limits)
+    try:
+      return download.fetch(spec, cache, detect, limits.archive_bytes)
+    except download.DownloadFailed as e:
+      raise _unusable(str(e), cache) from None
   path = fileio.absolute(spec.rstrip('/') if fileio.is_remote(spec) else spec)
   try:
     found = fileio.exists(path)
@@ -84,7 +89,7 @@ def resolve_source(spec: str, cache_dir: str) -> Source:
     raise _unusable(f'{path} cannot be read ({e})', cache) from None
   if not found:
     raise _unusable(f'{path} does not exist', cache)
-  return _detect(path, cache)
+  return _detect(path, cache, limits)
 
 
 def remote_source(spec: str) -> Source:
@@ -120,27 +125,7 @@ def remote_source(spec: str) -> Source:
   return Source(kind, spec)
 
 
-def _download(url: str, cache: str) -> str:
-  name = posixpath.basename(urllib.parse.unquote(urllib.parse.urlparse(url).path))
-  target = os.path.join(cache, name or 'download')
-  if os.path.exists(target):
-    return target
-  tmp = ''
-  try:
-    os.makedirs(cache, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=cache, prefix=f'.{name}.', suffix='.part')
-    with os.fdopen(handle, 'wb') as out, urllib.request.urlopen(
-        url, timeout=60) as response:
-      shutil.copyfileobj(response, out, 1 << 20)
-    os.replace(tmp, target)
-  except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors
-    if tmp and os.path.exists(tmp):
-      os.remove(tmp)
-    raise _unusable(f'Could not download {url} into {cache} ({e})', cache) from None
-  return target
-
-
-def _detect(path: str, cache: str) -> Source:
+def _detect(path: str, cache: str, limits: Limits) -> Source:
   if fileio.isdir(path):
     try:
       subdirs = [os.path.join(path, name) for name in fileio.listdir(path)
@@ -157,19 +142,21 @@ def _detect(path: str, cache: str) -> Source:
                         f'{", ".join(s.path for s in found)}): name one', cache)
       if found:
         if found[0].kind == 'image_dir':
-          trees.check_tree('image_dir', found[0].path)
+          trees.check_tree('image_dir', found[0].path, limits=limits)
         return found[0]
     raise _unusable(f'{path} is neither CIFAR-10 batches nor an image tree', cache)
+  if not fileio.is_remote(path) and not os.path.isfile(path):  # a FIFO would hang
+    raise _unusable(f'{path} is not a regular file or folder', cache)
   try:
     with fileio.open_tar(path, 'r:*') as tar:
-      members = tar.getmembers()
+      members = list(limits_lib.members(tar, path, limits))
   except (EOFError, tarfile.TarError, zlib.error) + fileio.errors() as e:
     raise _unusable(f'{path} is not a readable .tar.gz archive ({e})', cache) from None
   layout = trees.archive_layout(members)
   if layout is None:
     raise _unusable(f'{path} holds neither CIFAR-10 batches nor an image tree', cache)
   if layout[0] == 'image_archive':
-    trees.check_tree('image_archive', path, members)
+    trees.check_tree('image_archive', path, members, limits)
   return Source(layout[0], path)
 
 
@@ -188,8 +175,8 @@ def split_patterns(source: Source) -> tuple[str, dict[str, str]]:
 
 
 def read_split(source: Source, split: str, *, validation_fraction: float,
-               salt: str, train_per_class: int = 0, test_per_class: int = 0
-               ) -> Iterator[tuple[str, int, bytes]]:
+               salt: str, train_per_class: int = 0, test_per_class: int = 0,
+               limits: Limits = Limits()) -> Iterator[tuple[str, int, bytes]]:
   """Yields (id, label, 32x32 RGB PNG bytes) of one split, deterministically.
 
   Logs (logger `components.ingest.sources`) how many images were converted
@@ -206,11 +193,11 @@ def read_split(source: Source, split: str, *, validation_fraction: float,
                       f'train_per_class={train_per_class}): change them.')
     return chosen
   if source.kind in ('pickle_dir', 'pickle_archive'):
-    return pickles.read_pickles(source.path, source.kind, split, select)
+    return pickles.read_pickles(source.path, source.kind, split, select, limits)
   if source.kind in ('image_dir', 'image_archive'):
     conversions = Conversions()
     return _logged(trees.read_tree(source.kind, source.path, split, select,
-                                   conversions), split, conversions)
+                                   conversions, limits), split, conversions)
   raise ValueError(f'Unknown source kind {source.kind!r}; expected one of {KINDS}.')
 
 

@@ -5,6 +5,8 @@ recognise a tree, `check_tree` when `--data` is resolved (bad folders fail in
 seconds, before any pipeline runs), `read_tree` from `read_split`. ids are the
 files' paths inside the tree (`train/airplane/0001.jpg`); class folder names
 match the CIFAR-10 classes case-insensitively; hidden files are ignored.
+Every file and member is read through `limits` (regular files only, sizes
+checked before reading); an archive's links and unsafe names are skipped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import zlib
 from typing import Callable, Iterator
 
 from components import fileio
+from components.ingest import limits as limits_lib
+from components.ingest.config import Limits
 from components.ingest.errors import DataError
 from components.ingest.images import IMAGE_EXTS, Conversions, to_png
 from components.ingest.pickles import PICKLE_FILES
@@ -78,12 +82,24 @@ def _tree(kind: str, path: str, members: list[tarfile.TarInfo] | None = None
           lambda rel: f'{prefix}{rel} in {path}', relative)
 
 
+def _utf8(name: str) -> bool:
+  try:
+    name.encode('utf-8')
+  except UnicodeEncodeError:  # os and tarfile keep undecodable bytes as surrogates
+    return False
+  return True
+
+
 def _index_tree(files: list[str], folders: list[str], split: str,
                 where: Callable[[str], str]) -> dict[int, list[str]]:
   """class -> ids of split's images; raises DataError on a bad layout."""
   by_folder: dict[str, list[str]] = {}
   for path in folders + files:
     parts = path.split('/')
+    if parts[0] == split and not _utf8(path):  # ids and TFX's globs need it
+      shown = path.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
+      raise DataError(f'{where(shown)} has a name that is not UTF-8 text: '
+                      'rename it or remove it.')
     if parts[0] == split and len(parts) in (2, 3) and not parts[1].startswith('.'):
       ids = by_folder.setdefault(parts[1], [])
       if len(parts) == 3 and not parts[2].startswith('.'):
@@ -114,36 +130,40 @@ def _index_tree(files: list[str], folders: list[str], split: str,
 
 
 def check_tree(kind: str, path: str,
-               members: list[tarfile.TarInfo] | None = None) -> None:
-  """Raises DataError if the folders of either split are not a CIFAR-10 tree."""
+               members: list[tarfile.TarInfo] | None = None,
+               limits: Limits = Limits()) -> None:
+  """Raises DataError if the folders of either split are not a CIFAR-10 tree,
+  or (local folders) if one of its images is not a regular file in the tree
+  within the size limit."""
   files, folders, where, _ = _tree(kind, path, members)
   for split in ('train', 'test'):
-    _index_tree(files, folders, split, where)
+    for ids in _index_tree(files, folders, split, where).values():
+      if kind == 'image_dir' and not fileio.is_remote(path):
+        for image_id in ids:
+          limits_lib.check_file(where(image_id), path, limits.file_bytes)
 
 
 def read_tree(kind: str, path: str, split: str,
               select: Callable[[dict[int, list[str]]], dict[str, int]],
-              conversions: Conversions) -> Iterator[tuple[str, int, bytes]]:
+              conversions: Conversions, limits: Limits = Limits()
+              ) -> Iterator[tuple[str, int, bytes]]:
   """(id, label, PNG) of one split; train and validation read train/."""
   folder = 'test' if split == 'test' else 'train'
   if kind == 'image_dir':
     files, folders, where, _ = _tree(kind, path)
     chosen = select(_index_tree(files, folders, folder, where))
     for image_id in sorted(chosen):
-      try:
-        with fileio.open_file(where(image_id), 'rb') as f:
-          raw = f.read()
-      except fileio.errors() as e:
-        raise DataError(f'{where(image_id)} cannot be read ({e}): fix it.') from None
+      raw = limits_lib.read_file(where(image_id), path, limits.file_bytes)
       yield image_id, chosen[image_id], to_png(raw, where(image_id), conversions)
     return
   try:
     with fileio.open_tar(path, 'r:*') as tar:
-      files, folders, where, relative = _tree(kind, path, tar.getmembers())
+      files, folders, where, relative = _tree(
+          kind, path, list(limits_lib.members(tar, path, limits)))
       chosen = select(_index_tree(files, folders, folder, where))
       for rel, member in relative.items():  # in archive order: one sequential read
         if rel in chosen:
-          raw = tar.extractfile(member).read()
+          raw = limits_lib.read_member(tar, member, where(rel), limits.file_bytes)
           yield rel, chosen[rel], to_png(raw, where(rel), conversions)
   except _ARCHIVE_ERRORS + fileio.errors() as e:
     raise DataError(f'{path} is not a readable .tar.gz archive ({e}): '

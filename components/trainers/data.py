@@ -13,8 +13,13 @@ import os
 import tensorflow as tf
 
 from components.cifar10 import IMAGE_KEY, LABEL_KEY
+from components.errors import UserError
 
 PARSE_BATCH = 512  # examples parsed per vectorised parse_example call
+
+
+class NotEnoughData(UserError):
+  """Fewer training examples than one batch holds."""
 
 
 def list_files(file_pattern: str | list[str]) -> list[str]:
@@ -56,7 +61,13 @@ def training_batches(examples: tf.data.Dataset, *, num_examples: int,
 
   Each pass reshuffles. Augmentation is not here: it runs on the batch inside
   the train step (`augment.BatchAugment`), on the accelerator when there is one.
+  Raises NotEnoughData when not one batch can be made.
   """
+  if batch_size > num_examples:
+    raise NotEnoughData(
+        f'batch_size {batch_size} is larger than the {num_examples} training '
+        'examples: lower the model\'s batch_size (--set MODEL.batch_size=N) or '
+        'use more data (data.train_per_class).')
   return (examples.shuffle(num_examples, seed=seed,
                            reshuffle_each_iteration=True)
           .batch(batch_size, drop_remainder=True).repeat()

@@ -6,6 +6,8 @@ pretrained base, then `full` trains everything. Every epoch is checkpointed
 (Keras BackupAndRestore) under a directory that depends only on the Trainer's
 inputs and configuration, so a Trainer killed mid-run and started again by
 TFX resumes at its last finished epoch, and a finished phase is not redone.
+A loss that stops being a finite number ends the Trainer at once
+(`StopOnNonFiniteLoss`, a `LossDiverged` naming the epoch, step and settings).
 """
 
 from __future__ import annotations
@@ -20,12 +22,38 @@ import keras
 import numpy as np
 
 from components import fileio
+from components.errors import UserError
 from components.trainers import augment, schedule
 from components.trainers.config import TrainerConfig
 
 _log = logging.getLogger(__name__)
 HISTORY_FILE = 'history.json'
 BEST_WEIGHTS = 'best.weights.h5'
+
+
+class LossDiverged(UserError):
+  """The training loss became NaN or infinite; the message says what to lower."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+  """Raises LossDiverged at the first batch whose loss is not finite."""
+
+  def __init__(self, config: TrainerConfig, phase: str):
+    super().__init__()
+    self.config, self.phase, self.epoch = config, phase, 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = (logs or {}).get('loss')
+    if loss is not None and not np.isfinite(float(loss)):
+      c = self.config
+      raise LossDiverged(
+          f'{c.module}: the training loss became {float(loss)} in phase '
+          f'{self.phase}, epoch {self.epoch + 1}, step {batch + 1}: lower '
+          f'learning_rate (now {c.learning_rate:g}) or raise warmup_epochs '
+          f'(now {c.warmup_epochs:g}), and check the data.')
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -125,6 +153,7 @@ def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
                   steps_per_execution=steps_per_execution)
     log.phase = name
     callbacks = [
+        StopOnNonFiniteLoss(config, name),
         keras.callbacks.BackupAndRestore(os.path.join(checkpoint_dir, name)),
         log, keras.callbacks.TensorBoard(log_dir=run_dir)]
     if config.early_stopping_patience:

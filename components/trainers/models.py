@@ -195,7 +195,7 @@ class WeightsChoice:
   pretrained: bool
 
 
-class WeightsUnavailable(UserError):
+class WeightsUnavailable(UserError, RuntimeError):
   """The asked-for weights cannot be had; the message says how to fix it."""
 
 

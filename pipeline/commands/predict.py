@@ -3,8 +3,11 @@
 Called by `pipeline/cli.py`. Loads the SavedModel (default: the newest
 version under ./serving_model/cifar10) and feeds each file's bytes, as a
 serialized tf.Example, to its `serving_default` signature, which decodes and
-resizes PNG or JPEG of any size. A file that cannot be classified gets one
-line on stderr and the others still run; the exit status is 1 if any failed.
+resizes PNG or JPEG up to `components.image_header.MAX_IMAGE_SIDE` pixels a
+side. Only regular files of at most `MAX_IMAGE_BYTES` are read, and their
+header is checked here too (a model exported before the graph checked it
+would decode any size). A file that cannot be classified gets one line on
+stderr and the others still run; the exit status is 1 if any failed.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 
+from components import image_header
 from pipeline import config as config_lib
 from pipeline.commands import UserError, quiet_imports
+
+MAX_IMAGE_BYTES = 20_000_000  # a larger file is refused unread
 
 # Magic numbers of the formats the serving graph decodes (tf.io.decode_image).
 SIGNATURES = ((b'\x89PNG\r\n\x1a\n', 'PNG'), (b'\xff\xd8\xff', 'JPEG'),
@@ -40,8 +47,9 @@ def register(commands) -> None:
 
 
 def _versions(folder: str) -> list[int]:
-  return sorted(int(d) for d in os.listdir(folder) if d.isdigit() and
-                os.path.exists(os.path.join(folder, d, 'saved_model.pb')))
+  from components.push import versions
+  return [v for v in versions(folder)
+          if os.path.exists(os.path.join(folder, str(v), 'saved_model.pb'))]
 
 
 def resolve_model(path: str | None) -> str:
@@ -68,13 +76,23 @@ def read_image(path: str) -> bytes:
     raise ValueError('no such file')
   if os.path.isdir(path):
     raise ValueError('is a folder, not an image file')
+  info = os.stat(path)
+  if not stat.S_ISREG(info.st_mode):
+    raise ValueError('not a regular file (a FIFO, device or socket)')
+  too_big = ValueError(f'larger than {MAX_IMAGE_BYTES} bytes, not a photo to '
+                       'classify')
+  if info.st_size > MAX_IMAGE_BYTES:
+    raise too_big
   with open(path, 'rb') as f:
-    data = f.read()
+    data = f.read(MAX_IMAGE_BYTES + 1)
+  if len(data) > MAX_IMAGE_BYTES:
+    raise too_big
   if not data:
     raise ValueError('empty file, not an image')
   if not any(data.startswith(magic) for magic, _ in SIGNATURES):
     raise ValueError(f'not an image (expected PNG or JPEG; the file starts '
                      f'with {data[:12]!r})')
+  image_header.check(data)
   return data
 
 
@@ -102,6 +120,9 @@ def classify(serve, data: bytes, top_k: int) -> list[tuple[str, float]]:
 def _decode_reason(message: str) -> str:
   """TensorFlow's one informative line, e.g. 'Invalid PNG. Failed to ...'."""
   noise = ('Graph execution error', 'Detected at node', '<stack traces', '[[')
+  refused = message.find('the image header declares')
+  if refused >= 0:
+    return message[refused:message.find(':', refused)]
   lines = [line.strip() for line in message.splitlines()]
   useful = [line for line in lines if line and not line.startswith(noise)]
   return (useful or ['unknown error'])[0][:160]

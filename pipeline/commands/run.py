@@ -54,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
   config = build_config(args)
   quiet_imports()
   from components.ingest import sources
-  source = sources.resolve_source(config.data.source, config.data.cache_dir)
+  source = sources.resolve_source(config.data.source, config.data.cache_dir,
+                                  config.data.limits())
   print(f'Data: {source.kind} at {source.path}', flush=True)
   preflight(config)
   from pipeline import local

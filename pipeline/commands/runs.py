@@ -12,7 +12,7 @@ import argparse
 import os
 import time
 
-from pipeline import runs
+from pipeline import runs, store_checks
 from pipeline.commands import UserError
 
 DEFAULT_ROOT = 'pipeline_output'
@@ -36,6 +36,7 @@ def metadata_path(root: str) -> str:
     raise UserError(f'No pipeline runs under {os.path.abspath(root)}: there is '
                     'no metadata.sqlite there. Run `cifar10-tfx run` first, or '
                     'pass --root DIR.')
+  store_checks.check_store(path)
   return path
 
 
@@ -45,13 +46,28 @@ def pushed_text(record: runs.RunRecord, records: list[runs.RunRecord]) -> str:
   if found is None:
     return '-'
   if not found.get('chosen'):
-    return 'nothing (no model passed)'
+    return kept_text(found)
   text = f'v{found.get("version", "?")} {found["chosen"]}'
   artifact = runs.pushed_model(record)
   origin = runs.producer(records, artifact.id) if artifact else None
   if origin is not None and origin.run_id != record.run_id:
     text += ' (cached: pushed by an earlier run)'
   return text
+
+
+def kept_text(found: dict) -> str:
+  """Why a run pushed nothing: the served model kept, a failed check, or no
+  candidate passing its thresholds."""
+  baseline = found.get('baseline') or {}
+  blessed = any(c.get('blessed') for c in found.get('candidates', []))
+  failed = found.get('check_failures') or {}
+  if blessed and baseline.get('version') and (
+      baseline.get('accuracy') is not None or 'already served' in found.get(
+          'reason', '')):
+    return f'kept v{baseline["version"]} (served model as good)'
+  if blessed and failed:
+    return 'nothing (the pre-push check failed)'
+  return 'nothing (no model passed)'
 
 
 def lines(records: list[runs.RunRecord]) -> list[str]:

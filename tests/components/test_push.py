@@ -93,7 +93,7 @@ def test_a_refused_or_failed_push_leaves_the_bucket_as_it_was(saved_models,
       raise OSError('bucket unavailable')
     real(source, target)
   monkeypatch.setattr(fileio, 'copy_file', fail_on_the_version)
-  with pytest.raises(OSError):
+  with pytest.raises(push.PushError, match='bucket unavailable'):
     with push.locked(model_dir):
       push.push(saved_models['oracle'], model_dir)
   assert fileio.files_under(model_dir) == before

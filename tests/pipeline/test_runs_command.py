@@ -67,6 +67,24 @@ def test_previous_push_skips_cached_repeats_and_failed_selections():
     runs.find_run(records, 'z')
 
 
+def test_a_run_that_kept_the_served_model_says_so():
+  from pipeline.commands.runs import kept_text
+  blessed = [{'name': 'alexnet', 'accuracy': 0.5, 'blessed': True}]
+  served = {'version': 3, 'path': '/s/3', 'accuracy': 0.6, 'error': ''}
+  assert kept_text({'candidates': blessed, 'baseline': served}) == (
+      'kept v3 (served model as good)')
+  same = dict(served, accuracy=None)
+  assert kept_text({'candidates': blessed, 'baseline': same,
+                    'reason': 'alexnet is already served as version 3'}) == (
+                        'kept v3 (served model as good)')
+  assert kept_text({'candidates': blessed, 'baseline': same,
+                    'check_failures': {'alexnet': 'NaN'}}) == (
+                        'nothing (the pre-push check failed)')
+  failed = [dict(blessed[0], blessed=False)]
+  assert kept_text({'candidates': failed, 'baseline': None}) == (
+      'nothing (no model passed)')
+
+
 def test_runs_without_a_store_gives_one_message(tmp_path, capsys):
   assert cli.main(['runs', '--root', str(tmp_path / 'nowhere')]) == 1
   err = capsys.readouterr().err

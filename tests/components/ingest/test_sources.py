@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.ingest import sources
+from components.ingest import download, sources
 from components.ingest.sources import DataError, Source
 from tests.components.ingest.conftest import read
 
@@ -189,13 +189,15 @@ def test_url_downloads_once_into_the_cache(server, pickle_data, tmp_path):
   cache = tmp_path / 'cache' / 'datasets'
   url = f'{server.url}/cifar-10-python.tar.gz'
   source = sources.resolve_source(url, str(cache))
-  assert source == Source('pickle_archive', str(cache / 'cifar-10-python.tar.gz'))
+  entry = download.cache_path(url, str(cache))  # keyed by the whole URL
+  assert source == Source('pickle_archive', entry)
+  assert os.path.basename(entry).endswith('-cifar-10-python.tar.gz')
   assert server.requests == 1
   with open(source.path, 'rb') as got, open(pickle_data.archive, 'rb') as want:
     assert got.read() == want.read()
   assert sources.resolve_source(url, str(cache)) == source
   assert server.requests == 1  # the cached copy was used
-  assert os.listdir(cache) == ['cifar-10-python.tar.gz']  # no temporary left
+  assert os.listdir(cache) == [os.path.basename(entry)]  # no temporary left
 
 
 def test_failed_download_leaves_nothing(server, tmp_path):
@@ -208,8 +210,7 @@ def test_failed_download_leaves_nothing(server, tmp_path):
 def test_file_url(pickle_data, tmp_path):
   url = 'file://' + pickle_data.archive
   source = sources.resolve_source(url, str(tmp_path))
-  assert source == Source('pickle_archive',
-                          str(tmp_path / 'cifar-10-python.tar.gz'))
+  assert source == Source('pickle_archive', download.cache_path(url, str(tmp_path)))
 
 
 def test_empty_spec_finds_the_cached_copy(pickle_data, tmp_path, monkeypatch):
@@ -221,6 +222,8 @@ def test_empty_spec_finds_the_cached_copy(pickle_data, tmp_path, monkeypatch):
   assert sources.resolve_source('', '~/cache') == Source(
       'pickle_dir', str(cache / 'cifar-10-batches-py'))
   shutil.copy(pickle_data.archive, cache)
+  with open(pickle_data.archive, 'rb') as f:  # it stands for the official one
+    monkeypatch.setattr(download, 'OFFICIAL_MD5', hashlib.md5(f.read()).hexdigest())
   assert sources.resolve_source('', str(cache)) == Source(
       'pickle_archive', str(cache / 'cifar-10-python.tar.gz'))
 
