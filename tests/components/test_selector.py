@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from components import push as push_lib
+from components import settings
 from components import selector
 from components.selector import Baseline, Candidate
 from tests.conftest import save_fake_model
@@ -116,8 +117,9 @@ def run_selector(tmp_path, monkeypatch, models, examples, candidates,
   pushed.uri = str(tmp_path / 'pushed' / uuid.uuid4().hex)
   selector.Executor().Do(inputs, {'pushed_model': [pushed]}, {
       'candidates': json.dumps([c[0] for c in candidates]),
-      'serving_dir': str(tmp_path / 'serving'), 'model_name': 'cifar10',
-      'baseline_tolerance': tolerance, 'check_examples': 4})
+      'settings': settings.to_json(push_lib.ServingConfig(
+          directory=str(tmp_path / 'serving'), model_name='cifar10',
+          baseline_tolerance=tolerance, check_examples=4))})
   with open(os.path.join(pushed.uri, selector.DECISION_FILE)) as f:
     decision = json.load(f)
   assert json.loads(pushed.get_string_custom_property('decision')) == decision

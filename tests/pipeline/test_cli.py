@@ -58,7 +58,7 @@ def test_full_preset_without_imagenet_weights_stops_before_any_work(tmp_path, im
 
 def _truncated_jpeg_tree(tmp_path) -> str:
   from tests.conftest import write_image_tree
-  root = write_image_tree(tmp_path / 'data', n_train=4, n_test=2, fmt='jpg')
+  root = write_image_tree(tmp_path / 'data', n_train=10, n_test=2, fmt='jpg')
   path = os.path.join(root, 'train', 'dog', '0002.jpg')
   data = open(path, 'rb').read()
   open(path, 'wb').write(data[:len(data) // 2])

@@ -29,13 +29,13 @@ import contextlib
 import dataclasses
 import io
 import os
+import pathlib
 import time
 
 import pytest
 import yaml
 
 from pipeline import cli
-from pipeline.fingerprint import ROOT
 from pipeline.kubeflow import IMAGE_ROOT
 from tests import kfp_emulator
 from tests.components.ingest.conftest import tar_folder, write_pickles
@@ -44,6 +44,7 @@ from tests.conftest import S3_BUCKET, s3_client
 pytestmark = pytest.mark.kfp
 
 IMAGE = 'registry.example.com/ml/cifar10-tfx:kfp-run'
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # stands in for the image's WORKDIR
 ROOT_URL = f's3://{S3_BUCKET}/kfp-root'
 DATA_KEY = 'data/cifar-10-python.tar.gz'
 SECRETS = {'mlpipeline-minio-artifact': {'accesskey': 'test', 'secretkey': 'test'}}
