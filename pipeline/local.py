@@ -90,6 +90,9 @@ def user_message(error: BaseException) -> str | None:
 def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
   """Runs the DAG once; raises RunFailed with a clear message on bad input."""
   handle = _lock(config.root)  # first: a second run ends before any import
+  from components.trainers import device
+  for trainer in config.models.values():  # before TensorFlow starts
+    device.configure(trainer.devices)
   from tfx import v1 as tfx
 
   from pipeline.create import create_pipeline

@@ -5,7 +5,10 @@ exported `serving_default` signature takes serialized tf.Examples carrying the
 encoded image (`image`: PNG or JPEG bytes, any size) and returns class
 probabilities, the top class id and its name. Keras 3 cannot call the TFT layer
 on a symbolic Keras input, so both live in a `tf.Module` and meet inside a
-`tf.function` (see the field notes in the README).
+`tf.function` (see the field notes in the README). The serving graph is
+float32 whatever the training policy (`float32_copy`): CPU serving and the
+Evaluator then run float32 kernels, and the model holds no distributed
+variables.
 """
 
 from __future__ import annotations
@@ -41,6 +44,21 @@ class ServingModule(tf.Module):
     return {'probabilities': probabilities,
             'class_ids': class_ids,
             'classes': tf.gather(self.class_names, class_ids)}
+
+
+def float32_copy(model, rebuild):
+  """`rebuild()`'s model (the same builder as `model`'s) with the float32
+  policy, holding `model`'s weights; called outside the strategy's scope, it
+  holds plain variables.
+
+  Mixed precision keeps variables in float32, so the weights carry over
+  exactly; only the compute dtype changes. Leaves the global policy float32.
+  """
+  import keras
+  keras.mixed_precision.set_global_policy('float32')
+  copy = rebuild()
+  copy.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
+  return copy
 
 
 def export(model, tft_output, class_names, directory: str, info: dict) -> None:
