@@ -38,7 +38,10 @@ class ServingModule(tf.Module):
   def serve_examples(self, examples):
     features = tf.io.parse_example(examples, self._raw_spec)
     transformed = self.tft_layer(features)
-    probabilities = tf.cast(self.model(transformed[IMAGE_KEY], training=False),
+    # Keras 3 needs no AutoGraph; converting it took minutes in the Trainer's
+    # process (where the TFX imports change what AutoGraph converts).
+    model = tf.autograph.experimental.do_not_convert(self.model)
+    probabilities = tf.cast(model(transformed[IMAGE_KEY], training=False),
                             tf.float32)
     class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
     return {'probabilities': probabilities,
