@@ -18,6 +18,7 @@ from components.errors import UserError
 from components.image_checks import ImageValidationConfig
 from components.ingest.config import DataConfig
 from components.push import ServingConfig
+from components.trainers import device  # imports no TensorFlow
 from components.trainers.config import TrainerConfig
 
 __all__ = ['ConfigError', 'DataConfig', 'EvaluationConfig', 'ImageValidationConfig',
@@ -203,7 +204,6 @@ def validate(config: PipelineConfig) -> PipelineConfig:
 
 
 def _check_device_plan(check, name: str, t: TrainerConfig) -> None:
-  from components.trainers import device  # a leaf: imports no TensorFlow
   try:
     replicas = device.parse_devices(t.devices)[1]
   except ValueError as error:

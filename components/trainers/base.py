@@ -88,9 +88,8 @@ def make_run_fn(build: Builder) -> Callable:
     batches = lambda first_epoch: data.training_batches(
         train_examples, num_examples=n_train, batch_size=config.batch_size,
         steps=steps, seed=config.seed, first_epoch=first_epoch)
-    val_batches = data.evaluation_batches(
-        val_examples, device.global_batch(VALIDATION_BATCH, plan.replicas),
-        num_examples=n_val)
+    val_batches = data.evaluation_batches(val_examples, device.global_batch(
+        min(VALIDATION_BATCH, n_val), plan.replicas), num_examples=n_val)
     start = time.time()
     with plan.strategy.scope():
       log = loop.train(
