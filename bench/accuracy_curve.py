@@ -64,6 +64,21 @@ def load_all(source, per_class: int, cache: str):
   return splits
 
 
+def forward_macs(model) -> int:
+  """Multiply-accumulates of one image's forward pass (convolutions and dense
+  layers, nested models included): the compute bound's numerator."""
+  total = 0
+  for layer in model.layers:
+    if hasattr(layer, 'layers'):
+      total += forward_macs(layer)
+    elif hasattr(layer, 'kernel') and len(layer.kernel.shape) == 4:
+      height, width = layer.output.shape[1:3]
+      total += int(np.prod(layer.kernel.shape)) * height * width
+    elif hasattr(layer, 'kernel'):
+      total += int(np.prod(layer.kernel.shape))
+  return total
+
+
 def summarise(rows: list[dict], targets=(0.7912, 0.90)) -> str:
   """Best validation epoch, the test accuracy there, and time to each target."""
   best = max(rows, key=lambda r: r['val_acc'])
@@ -94,6 +109,9 @@ def main(argv=None) -> int:
                       help='0 = 32 on a GPU, 1 on a CPU')
   parser.add_argument('--policy', default='auto',
                       help='keras dtype policy; auto = device.choose_policy')
+  parser.add_argument('--peak-tflops', type=float, default=0.0,
+                      help="the device's dense peak in the training dtype, for "
+                           'the compute bound (0 = not printed)')
   parser.add_argument('--deadline-s', type=float, default=0.0,
                       help='stop before an epoch that would end after this '
                            'many seconds of training (0 = never)')
@@ -139,8 +157,15 @@ def main(argv=None) -> int:
   module = importlib.import_module(trainer.module)
   built = module.build(trainer, mean, std)
   model = built.model
-  print(f'weights: {built.weights_origin}; params {model.count_params():,}', flush=True)
+  macs = forward_macs(model)
   steps = len(x_train) // trainer.batch_size
+  # Training is about 3 forward passes (forward, and backward for the
+  # activations and for the weights), 2 FLOPs per multiply-accumulate.
+  bound_s = (steps * trainer.batch_size * 6 * macs / (args.peak_tflops * 1e12)
+             if args.peak_tflops else 0.0)
+  print(f'weights: {built.weights_origin}; params {model.count_params():,}; '
+        f'forward {macs / 1e9:.3f} GMAC per image; compute bound of an epoch '
+        f'{bound_s:.2f} s at {args.peak_tflops:g} TFLOPS', flush=True)
   peak = loop.schedule.peak_learning_rate(trainer.learning_rate, trainer.batch_size)
   training = loop.with_augmentation(model, trainer)
   t0, rows, epoch_s = time.time(), [], 0.0
@@ -161,13 +186,16 @@ def main(argv=None) -> int:
       history = training.fit(x_train, one_hot(y_train), batch_size=trainer.batch_size,
                              epochs=epoch + 1, initial_epoch=epoch,
                              steps_per_epoch=steps, shuffle=True, verbose=0)
+      train_s = time.time() - begin
       val = model.evaluate(x_val, one_hot(y_val), batch_size=500, verbose=0)[1]
       test = model.evaluate(x_test, one_hot(y_test), batch_size=500, verbose=0)[1]
       epoch_s = time.time() - begin
       rows.append(dict(epoch=len(rows) + 1, wall_s=time.time() - t0,
                        val_acc=val, test_acc=test))
       print(f'phase={name} epoch={epoch + 1} wall_s={rows[-1]["wall_s"]:.0f} '
-            f'epoch_s={epoch_s:.1f} '
+            f'epoch_s={epoch_s:.1f} train_s={train_s:.1f} '
+            f'images_per_s={steps * trainer.batch_size / train_s:.0f} '
+            + (f'bound_ratio={train_s / bound_s:.1f} ' if bound_s else '') +
             f'train_acc={history.history["accuracy"][-1]:.4f} '
             f'val_acc={val:.4f} test_acc={test:.4f}', flush=True)
   if rows:

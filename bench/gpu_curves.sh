@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Accuracy curves of both models on one GPU machine that has JAX but no
-# TensorFlow (the lent H200 machine): three runs of bench/accuracy_curve.py
-# share the GPU, each stopping before an epoch that would pass $BUDGET s.
+# TensorFlow (the lent H200 machine): first AlexNet's `full` recipe alone for
+# 2 epochs (epoch time, images/s and its ratio to the compute bound, from
+# the model's forward MACs and $PEAK_TFLOPS), then three runs of
+# bench/accuracy_curve.py share the GPU, each stopping before an epoch that
+# would pass $BUDGET s.
 #
 # Run by a person from the repository root on that machine, with the keras
 # wheel (and namex, optree) carried in .whl/ and the JPEG archive at $DATA:
-#   OUT=out DATA=.gpu/cifar10-jpeg.tar.gz BUDGET=470 bash bench/gpu_curves.sh
+#   OUT=out DATA=.gpu/cifar10-jpeg.tar.gz BUDGET=420 bash bench/gpu_curves.sh
 # Lanes (logs in $OUT):
+#   alexnet_solo.log  AlexNet, `full` preset, 2 epochs alone on the GPU: the
+#                     second epoch's time (no compilation) against the bound;
 #   alexnet_full.log  AlexNet, `full` preset, 60 epochs (then at batch 64,
 #                     if that can finish in time);
 #   alexnet_4ep.log   AlexNet, 4 epochs, a few recipes (chosen on validation);
-#   vgg16.log         VGG16 from random init at 32 px (no ImageNet weights),
+#   vgg16.log         VGG16 from random init at 96 px (no ImageNet weights),
 #                     the preset's SGD: from random init AdamW (peak 1e-3) did
 #                     not learn here in 2 epochs on 4,500 images, SGD did.
 set -u
 OUT=${OUT:-gpu_out}
 DATA=${DATA:-.gpu/cifar10-jpeg.tar.gz}
-BUDGET=${BUDGET:-470}  # seconds of training per lane
+BUDGET=${BUDGET:-420}  # seconds of training per lane, after the solo lane
+PEAK_TFLOPS=${PEAK_TFLOPS:-989}  # dense bf16 peak of an H100/H200 SXM
 PER_CLASS=${PER_CLASS:-0}  # training images per class; 0 = all (a smoke test: 20)
 CACHE=/tmp/cifar10-decoded-$PER_CLASS.npz
 mkdir -p "$OUT"
@@ -47,9 +53,11 @@ nvidia-smi dmon -s u -d 5 > "$OUT/dmon.log" 2>&1 &
 
 curve() {
   python3 bench/accuracy_curve.py --data "$DATA" --cache "$CACHE" \
-    --per-class "$PER_CLASS" "$@" 2>&1 |
+    --per-class "$PER_CLASS" --peak-tflops "$PEAK_TFLOPS" "$@" 2>&1 |
     grep --line-buffered -v -i -E 'warning|^\s*$'
 }
+curve --model alexnet --epochs 2 --deadline-s 90 > "$OUT/alexnet_solo.log"
+start=$(date +%s)
 (
   curve --model alexnet --epochs 60 --deadline-s "$BUDGET"
   # A second recipe for validation to choose from, only if it can finish:
@@ -86,9 +94,11 @@ curve() {
 ) > "$OUT/alexnet_4ep.log" &
 curve --model vgg16 --epochs "${VGG_EPOCHS:-30}" --deadline-s "$BUDGET" \
   --set vgg16.weights=none --set vgg16.require_weights=false \
-  --set vgg16.input_size=32 --set vgg16.head_epochs=0 \
+  --set vgg16.input_size=96 --set vgg16.head_epochs=0 \
   ${VGG_SET:-} > "$OUT/vgg16.log" &
 wait %2 %3 %4
 kill %1 2>/dev/null
 echo "all lanes done after $(( $(date +%s) - start )) s"
+grep -H -E '^(weights|phase|summary|deadline)' "$OUT"/alexnet_solo.log
 grep -H -E '^(summary|recipe|deadline)' "$OUT"/alexnet_full.log "$OUT"/alexnet_4ep.log "$OUT"/vgg16.log
+grep -H -E '^phase' "$OUT"/alexnet_full.log "$OUT"/vgg16.log

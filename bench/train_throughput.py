@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     examples = data.load_split(path, spec, 10)
     n = data.count(examples)
     batches = data.training_batches(examples, num_examples=n,
-                                    batch_size=args.batch, seed=0)
+                                    batch_size=args.batch,
+                                    steps=n // args.batch, seed=0)
 
     trainer_model = models.build_alexnet()
     training = loop.with_augmentation(trainer_model, config)

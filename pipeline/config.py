@@ -21,6 +21,7 @@ from components.errors import UserError
 from components.image_checks import ImageValidationConfig
 from components.ingest.config import DataConfig
 from components.push import MODEL_NAME, ServingConfig
+from components.trainers import device  # imports no TensorFlow
 from components.trainers.config import TrainerConfig
 
 __all__ = ['ConfigError', 'DataConfig', 'EvaluationConfig', 'ImageValidationConfig',
@@ -243,4 +244,25 @@ def validate(config: PipelineConfig) -> PipelineConfig:
           f'{name}.steps_per_epoch and early_stopping_patience must be >= 0.')
     check(t.crop_padding >= 0 and t.rotation_degrees >= 0,
           f'{name}.crop_padding and rotation_degrees must be >= 0.')
+    _check_device_plan(check, name, t)
+  emulated = {t.devices.strip().lower() for t in config.models.values()
+              if t.devices.strip().lower().startswith('emulated')}
+  check(len(emulated) <= 1, 'The models share one process in the local runner: '
+        f'give them the same emulated devices, not {sorted(emulated)}.')
   return config
+
+
+def _check_device_plan(check, name: str, t: TrainerConfig) -> None:
+  try:
+    replicas = device.parse_devices(t.devices)[1]
+  except ValueError as error:
+    replicas = 0
+    check(False, f'{name}.{error}')
+  check(t.policy in device.POLICIES,
+        f'{name}.policy must be one of {", ".join(device.POLICIES)}.')
+  check(t.jit_compile in device.SWITCHES,
+        f'{name}.jit_compile must be one of {", ".join(device.SWITCHES)}.')
+  check(t.steps_per_execution >= 0, f'{name}.steps_per_execution must be >= 0.')
+  check(replicas <= 1 or (t.jit_compile != 'true' and t.steps_per_execution <= 1),
+        f'{name}: with {replicas} replicas leave jit_compile and '
+        'steps_per_execution on auto (both fail under MirroredStrategy).')

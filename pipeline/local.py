@@ -97,6 +97,9 @@ def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
   validation, missing weights) reaches the caller as itself, unwrapped."""
   store_checks.check_root(config.root, config.metadata_path)
   handle = _lock(config.root)  # first: a second run ends before any import
+  from components.trainers import device
+  for trainer in config.models.values():  # before TensorFlow starts
+    device.configure(trainer.devices)
   from tfx import v1 as tfx
 
   from pipeline.create import create_pipeline

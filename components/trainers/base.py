@@ -27,6 +27,7 @@ from components.trainers import loop
 from components.trainers.config import TrainerConfig
 
 _log = logging.getLogger(__name__)
+VALIDATION_BATCH = 256  # images per validation step, before rounding to replicas
 
 
 @dataclasses.dataclass
@@ -61,7 +62,6 @@ def make_run_fn(build: Builder) -> Callable:
   """Returns the `run_fn(fn_args)` that TFX's Trainer calls for this model."""
 
   def run_fn(fn_args) -> None:
-    import tensorflow as tf
     import tensorflow_transform as tft
 
     from components.trainers import data, device, export
@@ -69,7 +69,10 @@ def make_run_fn(build: Builder) -> Callable:
     config = settings.from_json(TrainerConfig, fn_args.custom_config['settings'])
     checkpoints = checkpoint_dir(fn_args)
     keras.utils.set_random_seed(config.seed)
-    plan = device.plan()
+    plan = device.plan(config.devices, config.policy, config.jit_compile,
+                       config.steps_per_execution)
+    config = dataclasses.replace(config, batch_size=device.global_batch(
+        config.batch_size, plan.replicas))
     keras.mixed_precision.set_global_policy(plan.policy)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = tft_output.transformed_feature_spec()
@@ -77,39 +80,43 @@ def make_run_fn(build: Builder) -> Callable:
     train_examples = data.load_split(fn_args.train_files, spec, num_classes)
     val_examples = data.load_split(fn_args.eval_files, spec, num_classes)
     n_train, n_val = data.count(train_examples), data.count(val_examples)
-    val_examples = val_examples.apply(
-        tf.data.experimental.assert_cardinality(n_val))
     mean, std = export.channel_stats(tft_output)
-    _log.info('%s: %d training and %d validation images; %s', name,
-                 n_train, n_val, plan.description)
+    _log.info('%s: %d training and %d validation images, batch %d; %s', name,
+              n_train, n_val, config.batch_size, plan.description)
     with plan.strategy.scope():
       built = build(config, mean, std)
-    steps = config.steps_per_epoch or max(1, n_train // config.batch_size)
-    batches = data.training_batches(train_examples, num_examples=n_train,
-                                    batch_size=config.batch_size,
-                                    seed=config.seed)
+    steps, per_execution = device.align_steps(
+        config.steps_per_epoch or max(1, n_train // config.batch_size),
+        plan.steps_per_execution)
+    batches = lambda first_epoch: data.training_batches(
+        train_examples, num_examples=n_train, batch_size=config.batch_size,
+        steps=steps, seed=config.seed, first_epoch=first_epoch)
+    val_batches = data.evaluation_batches(val_examples, device.global_batch(
+        min(VALIDATION_BATCH, n_val), plan.replicas), num_examples=n_val)
     start = time.time()
     with plan.strategy.scope():
       log = loop.train(
-          built.model, config, batches, steps,
-          data.evaluation_batches(val_examples, 256),
+          built.model, config, batches, steps, val_batches,
           frozen_layer=built.frozen_layer, checkpoint_dir=checkpoints,
           run_dir=fn_args.model_run_dir, jit_compile=plan.jit_compile,
-          steps_per_execution=plan.steps_per_execution)
+          steps_per_execution=per_execution)
     seconds = time.time() - start
-    keras.mixed_precision.set_global_policy('float32')
+    serving = export.float32_copy(built.model,
+                                  lambda: build(config, mean, std).model)
     info = {
         'model_name': name, 'weights_origin': built.weights_origin,
         'pretrained': built.pretrained, 'params': int(built.model.count_params()),
         'epochs_run': len(log.rows), 'checkpoint_dir': checkpoints, 'training_seconds': seconds,
         'best_val_accuracy': log.best, 'device': plan.description,
+        'steps_per_epoch': steps, 'steps_per_execution': per_execution,
         'train_images': n_train, 'validation_images': n_val,
         'config': dataclasses.asdict(config)}
     with fileio.open_file(os.path.join(fn_args.model_run_dir, export.INFO_FILE),
                           'w') as f:
       json.dump(info, f, indent=2)
-    export.export(built.model, tft_output, CLASS_NAMES,
+    export.export(serving, tft_output, CLASS_NAMES,
                   fn_args.serving_model_dir, info)
+    fileio.remove_tree(checkpoints)  # kept on failure, so a retry resumes
     _log.info('%s: best validation accuracy %.4f after %d epochs, %.0f s',
                  name, log.best, len(log.rows), seconds)
 

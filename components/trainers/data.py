@@ -2,8 +2,8 @@
 
 Called by `components.trainers.base` and by `bench/train_throughput.py`.
 Reads the transformed (decoded, normalised) examples once, caches the tensors
-in memory, then shuffles, batches (dropping the remainder for training) and
-prefetches.
+in memory, then shuffles per epoch, batches (dropping the remainder for
+training, padding it with weight-0 examples for validation) and prefetches.
 """
 
 from __future__ import annotations
@@ -55,26 +55,53 @@ def count(dataset: tf.data.Dataset) -> int:
   return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def training_batches(examples: tf.data.Dataset, *, num_examples: int,
-                     batch_size: int, seed: int) -> tf.data.Dataset:
-  """Endless shuffled batches of exactly `batch_size` examples.
+def epoch_seed(seed: int, epoch: int) -> int:
+  """The seed of one epoch's data order and random state (a 31-bit int)."""
+  return (seed * 1_000_003 + epoch * 7_919 + 1) % (2**31 - 1)
 
-  Each pass reshuffles. Augmentation is not here: it runs on the batch inside
-  the train step (`augment.BatchAugment`), on the accelerator when there is one.
-  Raises NotEnoughData when not one batch can be made.
+
+def training_batches(examples: tf.data.Dataset, *, num_examples: int,
+                     batch_size: int, steps: int, seed: int,
+                     first_epoch: int = 0) -> tf.data.Dataset:
+  """Endless batches of exactly `batch_size` examples, `steps` per epoch.
+
+  Epoch e's batches depend only on (seed, e): its own shuffle of the split
+  (a further pass reshuffles when `steps` batches need more than one), so a
+  run resumed at `first_epoch` continues the data order instead of
+  replaying epoch 0's. Augmentation is not here: it runs on the batch inside
+  the train step (`augment.BatchAugment`), on the accelerator when there is
+  one, reseeded per epoch by `loop.EpochSeeds`. Raises NotEnoughData when
+  not one batch can be made.
   """
   if batch_size > num_examples:
     raise NotEnoughData(
         f'batch_size {batch_size} is larger than the {num_examples} training '
         'examples: lower the model\'s batch_size (--set MODEL.batch_size=N) or '
         'use more data (data.train_per_class).')
-  return (examples.shuffle(num_examples, seed=seed,
-                           reshuffle_each_iteration=True)
-          .batch(batch_size, drop_remainder=True).repeat()
+  def epoch(index):
+    shuffled = examples.shuffle(num_examples, seed=epoch_seed(seed, 0) + index,
+                                reshuffle_each_iteration=True)
+    return shuffled.repeat().batch(batch_size, drop_remainder=True).take(steps)
+
+  return (tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch)
           .prefetch(tf.data.AUTOTUNE))
 
 
-def evaluation_batches(examples: tf.data.Dataset, batch_size: int
-                       ) -> tf.data.Dataset:
-  """Every example once, in order, unaugmented."""
-  return examples.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def evaluation_batches(examples: tf.data.Dataset, batch_size: int, *,
+                       num_examples: int) -> tf.data.Dataset:
+  """Every example once, in order, unaugmented, as (image, label, weight).
+
+  The last batch is padded to `batch_size` with weight-0 copies of an
+  example, so that with a batch that is a multiple of the replica count
+  every replica gets an even, non-empty share; the weights keep the metrics
+  those of the real examples.
+  """
+  padding = -num_examples % batch_size
+  # A known cardinality: with an unknown one, MirroredStrategy's evaluation
+  # counted examples wrongly (2 replicas, 20 images: val_accuracy and
+  # val_loss halved), where the same data with it gave the right values.
+  weighted = examples.apply(tf.data.experimental.assert_cardinality(
+      num_examples)).map(lambda x, y: (x, y, tf.constant(1.0)))
+  pads = weighted.take(1).map(lambda x, y, w: (x, y, tf.constant(0.0)))
+  return (weighted.concatenate(pads.repeat(padding))
+          .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))

@@ -5,7 +5,10 @@ exported `serving_default` signature takes serialized tf.Examples carrying the
 encoded image (`image`: PNG or JPEG bytes, any size) and returns class
 probabilities, the top class id and its name. Keras 3 cannot call the TFT layer
 on a symbolic Keras input, so both live in a `tf.Module` and meet inside a
-`tf.function` (see the field notes in the README).
+`tf.function` (see the field notes in the README). The serving graph is
+float32 whatever the training policy (`float32_copy`): CPU serving and the
+Evaluator then run float32 kernels, and the model holds no distributed
+variables.
 """
 
 from __future__ import annotations
@@ -36,12 +39,30 @@ class ServingModule(tf.Module):
   def serve_examples(self, examples):
     features = tf.io.parse_example(examples, self._raw_spec)
     transformed = self.tft_layer(features)
-    probabilities = tf.cast(self.model(transformed[IMAGE_KEY], training=False),
+    # Keras 3 needs no AutoGraph; converting it took minutes in the Trainer's
+    # process (where the TFX imports change what AutoGraph converts).
+    model = tf.autograph.experimental.do_not_convert(self.model)
+    probabilities = tf.cast(model(transformed[IMAGE_KEY], training=False),
                             tf.float32)
     class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
     return {'probabilities': probabilities,
             'class_ids': class_ids,
             'classes': tf.gather(self.class_names, class_ids)}
+
+
+def float32_copy(model, rebuild):
+  """`rebuild()`'s model (the same builder as `model`'s) with the float32
+  policy, holding `model`'s weights; called outside the strategy's scope, it
+  holds plain variables.
+
+  Mixed precision keeps variables in float32, so the weights carry over
+  exactly; only the compute dtype changes. Leaves the global policy float32.
+  """
+  import keras
+  keras.mixed_precision.set_global_policy('float32')
+  copy = rebuild()
+  copy.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
+  return copy
 
 
 def export(model, tft_output, class_names, directory: str, info: dict) -> None:

@@ -6,6 +6,9 @@ pretrained base, then `full` trains everything. Every epoch is checkpointed
 (Keras BackupAndRestore) under a directory that depends only on the Trainer's
 inputs and configuration, so a Trainer killed mid-run and started again by
 TFX resumes at its last finished epoch, and a finished phase is not redone.
+A resumed run continues rather than replays: epoch e's batches and random
+state (augmentation, dropout) depend only on (seed, e), the data through
+`batches(e)`, the random state through `EpochSeeds`.
 A loss that stops being a finite number ends the Trainer at once
 (`StopOnNonFiniteLoss`, a `LossDiverged` naming the epoch, step and settings).
 """
@@ -95,6 +98,34 @@ class EpochLog(keras.callbacks.Callback):
         json.dump(self.rows, f, indent=1)
 
 
+class EpochSeeds(keras.callbacks.Callback):
+  """Sets every random seed state of `model` (augmentation, dropout) from
+  (its initial seed, epoch), at the start of each epoch: Keras's checkpoint
+  does not hold these states, so without this a resumed epoch would replay
+  the first epoch's crops and masks."""
+
+  def __init__(self, model):
+    super().__init__()
+    self.states = [v for v in model.variables
+                   if v.path.endswith('seed_generator_state')]
+    self.initial = [int(np.asarray(v.numpy())[0]) for v in self.states]
+    self.first_epoch = 0  # of the phase being fitted, counted over all phases
+
+  def on_epoch_begin(self, epoch, logs=None):
+    for state, seed in zip(self.states, self.initial):
+      value = (seed + 1_000_003 * (self.first_epoch + epoch + 1)) % (2**31 - 1)
+      state.assign(np.array([value, 0], dtype=state.dtype))
+
+
+def resumed_epoch(backup_dir: str) -> int:
+  """The epoch BackupAndRestore will resume a phase at (0 = from the start)."""
+  path = os.path.join(backup_dir, 'training_metadata.json')
+  if not fileio.exists(path):
+    return 0
+  with fileio.open_file(path) as f:
+    return int(json.load(f)['epoch'])
+
+
 def compile_model(model, config: TrainerConfig, *, peak_lr: float,
                   total_steps: int, warmup_steps: int, jit_compile=False,
                   steps_per_execution: int = 1) -> None:
@@ -132,14 +163,20 @@ def with_augmentation(model, config: TrainerConfig):
 def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
           frozen_layer: str | None, checkpoint_dir: str, run_dir: str,
           jit_compile=False, steps_per_execution: int = 1) -> EpochLog:
-  """Runs the phases, resuming from `checkpoint_dir`; ends on the best weights."""
+  """Runs the phases, resuming from `checkpoint_dir`; ends on the best weights.
+
+  `batches(e)` gives the training batches from epoch e on (counted over all
+  phases); `steps` must be a multiple of `steps_per_execution`.
+  """
   for folder in (checkpoint_dir, run_dir):
     fileio.makedirs(folder)
   trainable = with_augmentation(model, config)
   log = EpochLog(model, checkpoint_dir, run_dir, steps * config.batch_size)
   peak = schedule.peak_learning_rate(config.learning_rate, config.batch_size)
   verbose = 1 if sys.stdout.isatty() else 2
+  seeds, next_start = EpochSeeds(trainable), 0
   for name, epochs, lr, frozen in phases(config, frozen_layer, peak):
+    seeds.first_epoch, next_start = next_start, next_start + epochs
     if frozen_layer:
       model.get_layer(frozen_layer).trainable = not frozen
     done = os.path.join(checkpoint_dir, f'{name}.done.weights.h5')
@@ -152,17 +189,21 @@ def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
                   warmup_steps=warmup, jit_compile=jit_compile,
                   steps_per_execution=steps_per_execution)
     log.phase = name
+    backup = os.path.join(checkpoint_dir, name)
+    resumed = resumed_epoch(backup)
     callbacks = [
         StopOnNonFiniteLoss(config, name),
-        keras.callbacks.BackupAndRestore(os.path.join(checkpoint_dir, name)),
-        log, keras.callbacks.TensorBoard(log_dir=run_dir)]
+        keras.callbacks.BackupAndRestore(backup),
+        seeds, log,
+        keras.callbacks.TensorBoard(log_dir=run_dir)]
     if config.early_stopping_patience:
       callbacks.append(keras.callbacks.EarlyStopping(
           monitor='val_accuracy', patience=config.early_stopping_patience))
     _log.info('Phase %s: %d epochs x %d steps, peak lr %.4g, %d trainable '
               'weights', name, epochs, steps, lr,
               sum(int(np.prod(w.shape)) for w in model.trainable_weights))
-    trainable.fit(batches, epochs=epochs, steps_per_epoch=steps,
+    trainable.fit(batches(seeds.first_epoch + resumed), epochs=epochs,
+                  steps_per_epoch=steps,
                   validation_data=val_batches, callbacks=callbacks,
                   verbose=verbose)
     model.save_weights(done)

@@ -155,7 +155,9 @@ def test_the_restarted_run_reuses_the_cache_and_resumes_training(scenario):
                          'model_info.json')) as f:
     info = json.load(f)
   assert info['checkpoint_dir'] == scenario['checkpoint_dir']
-  with open(os.path.join(scenario['checkpoint_dir'], 'history.json')) as f:
+  assert not os.path.exists(scenario['checkpoint_dir'])  # gone once exported
+  run_dir = record.node('Trainer_alexnet').outputs['model_run'][0].uri
+  with open(os.path.join(run_dir, 'history.json')) as f:
     rows = json.load(f)
   before = scenario['rows_at_kill']  # 1 row, unless the kill came late
   assert before and rows[:len(before)] == before  # finished epochs not redone

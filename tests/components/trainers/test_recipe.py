@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.trainers import augment, device, loop, schedule
+from components.trainers import augment, data, device, loop, schedule
 from pipeline.config import TrainerConfig
 
 
@@ -113,7 +113,69 @@ def test_precision_policy_follows_the_devices(capabilities, policy):
 def test_device_plan_on_this_machine_is_cpu_float32():
   plan = device.plan()
   assert plan.policy == 'float32' and not plan.jit_compile
+  assert plan.replicas == 1 and plan.steps_per_execution == 1
+  assert plan.strategy is device.plan('cpu').strategy  # one per process
   assert device.gpu_capabilities('tensorflow') == []
+
+
+@pytest.mark.parametrize('spec, parsed', [
+    ('auto', ('auto', 0)), ('cpu', ('cpu', 0)), ('emulated:3', ('emulated', 3)),
+    (' Emulated:1 ', ('emulated', 1))])
+def test_device_settings_parse(spec, parsed):
+  assert device.parse_devices(spec) == parsed
+
+
+@pytest.mark.parametrize('spec', ['gpu', 'emulated', 'emulated:0', 'cpu:2', 'emulated:x'])
+def test_unknown_device_settings_are_refused(spec):
+  with pytest.raises(ValueError, match='auto, cpu or emulated:N'):
+    device.parse_devices(spec)
+
+
+@pytest.mark.parametrize('replicas', [1, 2, 3, 4, 8])
+def test_batches_split_evenly_and_steps_fill_whole_executions(replicas):
+  for batch in (1, 16, 64, 128, 256):
+    size = device.global_batch(batch, replicas)
+    assert size % replicas == 0 and batch <= size < batch + replicas
+  assert device.align_steps(40, 32) == (64, 32)
+  assert device.align_steps(351, 32) == (352, 32)
+  assert device.align_steps(64, 32) == (64, 32)
+  assert device.align_steps(5, 32) == (5, 5)
+  assert device.align_steps(7, 1) == (7, 1)
+
+
+def test_each_epoch_has_its_own_data_order_so_a_resume_continues():
+  examples = tf.data.Dataset.from_tensor_slices(
+      (tf.range(10, dtype=tf.float32), tf.range(10))).cache()
+
+  def firsts(first_epoch):
+    batches = data.training_batches(examples, num_examples=10, batch_size=4,
+                                    steps=3, seed=42, first_epoch=first_epoch)
+    return [b[0].numpy().tolist() for b in batches.take(6)]
+  from_start, resumed = firsts(0), firsts(1)
+  assert from_start[3:] == resumed[:3]  # epoch 1 is epoch 1, however reached
+  assert from_start[:3] != resumed[:3]
+
+
+def test_validation_pads_its_last_batch_with_weight_zero_examples():
+  examples = tf.data.Dataset.from_tensor_slices(
+      (tf.range(10, dtype=tf.float32), tf.range(10)))
+  batches = list(data.evaluation_batches(examples, 4, num_examples=10))
+  assert [len(x) for x, _, _ in batches] == [4, 4, 4]
+  weights = np.concatenate([w.numpy() for _, _, w in batches])
+  assert weights.tolist() == [1.0] * 10 + [0.0] * 2
+
+
+def test_epoch_seeds_make_augmentation_a_function_of_the_epoch():
+  layer = augment.BatchAugment(padding=4, flip=True, seed=1)
+  model = keras.Sequential([keras.Input((32, 32, 3)), layer])
+  seeds, x = loop.EpochSeeds(model), _images(4)
+  seeds.on_epoch_begin(2)
+  third = np.asarray(layer(x, training=True))
+  seeds.on_epoch_begin(0)
+  first = np.asarray(layer(x, training=True))
+  seeds.on_epoch_begin(2)
+  np.testing.assert_array_equal(np.asarray(layer(x, training=True)), third)
+  assert not np.array_equal(first, third)
 
 
 def _tiny_model():
@@ -163,7 +225,7 @@ def test_head_phase_freezes_the_base_then_full_phase_trains_it(tmp_path):
                              [w.copy() for w in model.get_layer('head').get_weights()]))
   loop.EpochLog.on_epoch_end = record
   try:
-    loop.train(model, config, train, steps, val, frozen_layer='base',
+    loop.train(model, config, lambda epoch: train, steps, val, frozen_layer='base',
                checkpoint_dir=str(tmp_path / 'ckpt'), run_dir=str(tmp_path / 'run'))
   finally:
     loop.EpochLog.on_epoch_end = original
@@ -187,7 +249,7 @@ def test_a_killed_training_resumes_at_its_last_finished_epoch(tmp_path):
   keras.callbacks.TensorBoard = lambda log_dir: Kill()
   try:
     with pytest.raises(KeyboardInterrupt):
-      loop.train(_tiny_model(), config, train, steps, val, frozen_layer=None,
+      loop.train(_tiny_model(), config, lambda epoch: train, steps, val, frozen_layer=None,
                  checkpoint_dir=str(tmp_path / 'ckpt'), run_dir=str(tmp_path / 'run'))
   finally:
     keras.callbacks.TensorBoard = original_callbacks
@@ -200,7 +262,7 @@ def test_a_killed_training_resumes_at_its_last_finished_epoch(tmp_path):
       epochs_run.append(epoch)
   keras.callbacks.TensorBoard = lambda log_dir: Count()
   try:
-    log = loop.train(_tiny_model(), config, train, steps, val, frozen_layer=None,
+    log = loop.train(_tiny_model(), config, lambda epoch: train, steps, val, frozen_layer=None,
                      checkpoint_dir=str(tmp_path / 'ckpt'), run_dir=str(tmp_path / 'run2'))
   finally:
     keras.callbacks.TensorBoard = original_callbacks

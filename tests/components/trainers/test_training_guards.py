@@ -65,8 +65,10 @@ def test_a_loss_driven_to_infinity_stops_the_trainer(tmp_path):
 def test_a_batch_larger_than_the_data_is_named():
   examples = tf.data.Dataset.from_tensor_slices(np.zeros((5, 2), np.float32))
   with pytest.raises(data.NotEnoughData) as caught:
-    data.training_batches(examples, num_examples=5, batch_size=8, seed=0)
+    data.training_batches(examples, num_examples=5, batch_size=8, steps=1,
+                          seed=0)
   assert caught.value.message.startswith(
       'batch_size 8 is larger than the 5 training examples: lower')
-  batches = data.training_batches(examples, num_examples=5, batch_size=5, seed=0)
+  batches = data.training_batches(examples, num_examples=5, batch_size=5,
+                                 steps=1, seed=0)
   assert next(iter(batches)).shape == (5, 2)
