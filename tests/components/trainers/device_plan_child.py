@@ -183,9 +183,9 @@ def run_pipeline(settings: dict, results: dict, plan: str) -> None:
 
 def run_trainers(settings: dict, results: dict, plan: str) -> None:
   """Each model's run_fn, as TFX's Trainer would call it, until it ends."""
-  import dataclasses
   import importlib
 
+  from components import settings as settings_lib
   from pipeline import config as config_lib
   from pipeline import overrides
   config = config_lib.preset('quick')
@@ -194,13 +194,13 @@ def run_trainers(settings: dict, results: dict, plan: str) -> None:
   config_lib.validate(config)
   for name, trainer in config.models.items():
     folder = os.path.join(settings['tmp'], plan, name)
-    fn_args = types.SimpleNamespace(
-        **settings['transform'], model_run_dir=os.path.join(folder, 'run'),
-        serving_model_dir=os.path.join(folder, 'serving'),
-        custom_config={**dataclasses.asdict(trainer), 'model_name': name,
-                       'class_names': list(config_lib.CLASS_NAMES),
-                       'code_fingerprint': 'test',
-                       'checkpoint_root': os.path.join(folder, 'checkpoints')})
+    fn_args = types.SimpleNamespace(  # as TFX lays out a Trainer's outputs
+        **settings['transform'],
+        model_run_dir=os.path.join(folder, 'model_run', '1'),
+        serving_model_dir=os.path.join(folder, 'model', '1', 'Format-Serving'),
+        custom_config={'model_name': name,
+                       'settings': settings_lib.to_json(trainer),
+                       'code_fingerprint': 'test'})
     run_fn = importlib.import_module(trainer.module).run_fn
     try:
       run_fn(fn_args)

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.devices
 
 CHILD = os.path.join(os.path.dirname(__file__), 'device_plan_child.py')
 VGG16_SIZE = 96
