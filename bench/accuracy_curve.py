@@ -13,8 +13,12 @@ accuracy is what a user would select on; test accuracy is printed for the
 record only, and the closing `summary` line gives the test accuracy at the
 best validation epoch, as the Trainer's best-on-validation checkpoint would.
 
-On a GPU it trains as the Trainer does there: the mixed-precision policy of
-`components.trainers.device.choose_policy`, XLA, `--steps-per-execution`.
+It trains with the Trainer's own loop (`components.trainers.loop.train`:
+phases, schedule, per-epoch seeds, best-on-validation weights), fed from
+numpy arrays normalised with Transform's statistics (`bench/curve_training.py`),
+so the two cannot drift. On a GPU it trains as the Trainer does there: the
+mixed-precision policy of `components.trainers.device.choose_policy`, XLA,
+`--steps-per-execution`.
 `--cache FILE.npz` keeps the decoded splits, so that several runs on one
 machine decode the JPEGs once; `--deadline-s` ends the run (still printing
 the summary) before an epoch that would not finish in time.
@@ -26,12 +30,14 @@ import argparse
 import io
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import curve_training  # noqa: E402  (beside this file)
 from components.ingest import sources  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
 from pipeline import overrides  # noqa: E402
@@ -138,8 +144,7 @@ def main(argv=None) -> int:
   source = sources.resolve_source(args.data, config.data.cache_dir)
   (x_train, y_train), (x_val, y_val), (x_test, y_test) = load_all(
       source, args.per_class, args.cache)
-  raw = x_train.astype('float32') / 255.0
-  mean, std = raw.mean(axis=(0, 1, 2)), raw.std(axis=(0, 1, 2))
+  mean, std = curve_training.channel_stats(x_train)  # as Transform's analyzers
   normalise = lambda x: ((x.astype('float32') / 255.0 - mean) / std).astype('float32')
   x_train, x_val, x_test = normalise(x_train), normalise(x_val), normalise(x_test)
   one_hot = lambda y: keras.utils.to_categorical(y, 10)
@@ -159,6 +164,7 @@ def main(argv=None) -> int:
   model = built.model
   macs = forward_macs(model)
   steps = len(x_train) // trainer.batch_size
+  steps -= steps % per_execution  # whole executions, as the Trainer runs them
   # Training is about 3 forward passes (forward, and backward for the
   # activations and for the weights), 2 FLOPs per multiply-accumulate.
   bound_s = (steps * trainer.batch_size * 6 * macs / (args.peak_tflops * 1e12)
@@ -166,38 +172,26 @@ def main(argv=None) -> int:
   print(f'weights: {built.weights_origin}; params {model.count_params():,}; '
         f'forward {macs / 1e9:.3f} GMAC per image; compute bound of an epoch '
         f'{bound_s:.2f} s at {args.peak_tflops:g} TFLOPS', flush=True)
-  peak = loop.schedule.peak_learning_rate(trainer.learning_rate, trainer.batch_size)
-  training = loop.with_augmentation(model, trainer)
-  t0, rows, epoch_s = time.time(), [], 0.0
-  for name, epochs, lr, frozen in loop.phases(trainer, built.frozen_layer, peak):
-    if built.frozen_layer:
-      model.get_layer(built.frozen_layer).trainable = not frozen
-    loop.compile_model(training, trainer, peak_lr=lr, total_steps=epochs * steps,
-                       warmup_steps=0 if name == 'head' else int(
-                           trainer.warmup_epochs * steps),
-                       jit_compile=jit, steps_per_execution=per_execution)
-    model.compile(loss='categorical_crossentropy', metrics=['accuracy'],
-                  jit_compile=jit)
-    for epoch in range(epochs):
-      if args.deadline_s and time.time() - t0 + epoch_s > args.deadline_s:
-        print(f'deadline: stopped before epoch {len(rows) + 1}', flush=True)
-        break
-      begin = time.time()
-      history = training.fit(x_train, one_hot(y_train), batch_size=trainer.batch_size,
-                             epochs=epoch + 1, initial_epoch=epoch,
-                             steps_per_epoch=steps, shuffle=True, verbose=0)
-      train_s = time.time() - begin
-      val = model.evaluate(x_val, one_hot(y_val), batch_size=500, verbose=0)[1]
-      test = model.evaluate(x_test, one_hot(y_test), batch_size=500, verbose=0)[1]
-      epoch_s = time.time() - begin
-      rows.append(dict(epoch=len(rows) + 1, wall_s=time.time() - t0,
-                       val_acc=val, test_acc=test))
-      print(f'phase={name} epoch={epoch + 1} wall_s={rows[-1]["wall_s"]:.0f} '
-            f'epoch_s={epoch_s:.1f} train_s={train_s:.1f} '
-            f'images_per_s={steps * trainer.batch_size / train_s:.0f} '
-            + (f'bound_ratio={train_s / bound_s:.1f} ' if bound_s else '') +
-            f'train_acc={history.history["accuracy"][-1]:.4f} '
-            f'val_acc={val:.4f} test_acc={test:.4f}', flush=True)
+  phases = loop.phases(trainer, built.frozen_layer, trainer.learning_rate)
+  record = curve_training.EpochRecord(
+      model, (x_test, one_hot(y_test)),
+      phases=[name for name, epochs, _, _ in phases for _ in range(epochs)],
+      images_per_epoch=steps * trainer.batch_size, bound_s=bound_s,
+      deadline_s=args.deadline_s)
+  with tempfile.TemporaryDirectory() as work:
+    try:  # the Trainer's own loop: phases, schedule, seeds, best weights
+      loop.train(
+          model, trainer, curve_training.numpy_batches(
+              x_train, one_hot(y_train), batch_size=trainer.batch_size,
+              steps=steps, seed=trainer.seed),
+          steps, (x_val, one_hot(y_val)), frozen_layer=built.frozen_layer,
+          checkpoint_dir=os.path.join(work, 'checkpoints'),
+          run_dir=os.path.join(work, 'run'), jit_compile=jit,
+          steps_per_execution=per_execution, callbacks=[record],
+          tensorboard=False)
+    except curve_training.DeadlineReached as stop:
+      print(stop, flush=True)
+  rows = record.rows
   if rows:
     print(f'summary model={args.model} {summarise(rows)}', flush=True)
   return 0

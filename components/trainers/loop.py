@@ -162,11 +162,15 @@ def with_augmentation(model, config: TrainerConfig):
 
 def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
           frozen_layer: str | None, checkpoint_dir: str, run_dir: str,
-          jit_compile=False, steps_per_execution: int = 1) -> EpochLog:
+          jit_compile=False, steps_per_execution: int = 1, callbacks=(),
+          tensorboard: bool = True) -> EpochLog:
   """Runs the phases, resuming from `checkpoint_dir`; ends on the best weights.
 
   `batches(e)` gives the training batches from epoch e on (counted over all
-  phases); `steps` must be a multiple of `steps_per_execution`.
+  phases); `steps` must be a multiple of `steps_per_execution`. `callbacks`
+  are added to every phase's (the benchmarks record test accuracy and keep
+  a deadline with them); `tensorboard=False` leaves out TensorBoard's,
+  which needs TensorFlow (the benchmarks under JAX).
   """
   for folder in (checkpoint_dir, run_dir):
     fileio.makedirs(folder)
@@ -191,20 +195,21 @@ def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
     log.phase = name
     backup = os.path.join(checkpoint_dir, name)
     resumed = resumed_epoch(backup)
-    callbacks = [
+    phase_callbacks = [
         StopOnNonFiniteLoss(config, name),
         keras.callbacks.BackupAndRestore(backup),
-        seeds, log,
-        keras.callbacks.TensorBoard(log_dir=run_dir)]
+        seeds, log, *callbacks]
+    if tensorboard:
+      phase_callbacks.append(keras.callbacks.TensorBoard(log_dir=run_dir))
     if config.early_stopping_patience:
-      callbacks.append(keras.callbacks.EarlyStopping(
+      phase_callbacks.append(keras.callbacks.EarlyStopping(
           monitor='val_accuracy', patience=config.early_stopping_patience))
     _log.info('Phase %s: %d epochs x %d steps, peak lr %.4g, %d trainable '
               'weights', name, epochs, steps, lr,
               sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     trainable.fit(batches(seeds.first_epoch + resumed), epochs=epochs,
                   steps_per_epoch=steps,
-                  validation_data=val_batches, callbacks=callbacks,
+                  validation_data=val_batches, callbacks=phase_callbacks,
                   verbose=verbose)
     model.save_weights(done)
   best = os.path.join(checkpoint_dir, BEST_WEIGHTS)

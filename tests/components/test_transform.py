@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -85,3 +87,9 @@ def test_channel_stats_read_back_from_the_graph(transformed):
   raw = images.astype(np.float64) / 255.0
   np.testing.assert_allclose(mean, raw.mean(axis=(0, 1, 2)), atol=1e-4)
   np.testing.assert_allclose(std, raw.std(axis=(0, 1, 2)), atol=1e-4)
+  # bench/accuracy_curve.py normalises numpy arrays with the same statistics.
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / 'bench'))
+  import curve_training
+  bench_mean, bench_std = curve_training.channel_stats(images)
+  np.testing.assert_allclose(bench_mean, mean, atol=1e-4)
+  np.testing.assert_allclose(bench_std, std, atol=1e-4)

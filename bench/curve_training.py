@@ -1,0 +1,94 @@
+"""What `bench/accuracy_curve.py` hands the Trainer's own loop (`loop.train`).
+
+Called by `bench/accuracy_curve.py` only. The training itself is
+`components.trainers.loop.train`, the loop TFX's Trainer runs (phases,
+schedule, per-epoch seeds, best-on-validation weights, checkpoints); this
+module supplies what differs on a machine without TensorFlow: batches from
+numpy arrays instead of Transform's examples, and a callback that records
+test accuracy for the record, prints one line an epoch and keeps a deadline.
+Imports no TensorFlow, so it runs under `KERAS_BACKEND=jax` or `torch`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+
+class DeadlineReached(Exception):
+  """The next epoch would end after the deadline; the rows so far stand."""
+
+
+def numpy_batches(x: np.ndarray, y: np.ndarray, *, batch_size: int, steps: int,
+                  seed: int):
+  """`batches(first_epoch)` for `loop.train`: epoch e's order depends only on
+  (seed, e), as the Trainer's does, so a resumed run continues it."""
+  def batches(first_epoch: int):
+    epoch = first_epoch
+    while True:
+      order = np.random.default_rng([seed, epoch]).permutation(len(x))
+      order = np.resize(order, steps * batch_size)  # wraps when steps need more
+      for step in range(steps):
+        rows = order[step * batch_size:(step + 1) * batch_size]
+        yield x[rows], y[rows]
+      epoch += 1
+  return batches
+
+
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and standard deviation of uint8 images in [0, 1]: the
+  statistics Transform's analyzers compute over train (components/transform.py;
+  tests/components/test_transform.py checks the two agree)."""
+  raw = images.astype('float64') / 255.0  # float32 sums drift by 1e-3 at 45,000
+  return (raw.mean(axis=(0, 1, 2)).astype('float32'),
+          raw.std(axis=(0, 1, 2)).astype('float32'))
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> float:
+  """Top-1 accuracy of `model` (inference mode) on one-hot `y`."""
+  hits = 0
+  for start in range(0, len(x), batch_size):
+    out = keras.ops.convert_to_numpy(
+        model(x[start:start + batch_size], training=False))
+    hits += int(np.sum(np.argmax(out, 1) == np.argmax(y[start:start + batch_size], 1)))
+  return hits / len(x)
+
+
+class EpochRecord(keras.callbacks.Callback):
+  """One row and one printed line an epoch: validation accuracy (as fit
+  logged it), test accuracy (for the record), images/s and the compute-bound
+  ratio; raises DeadlineReached before an epoch that would end too late."""
+
+  def __init__(self, target, test, *, phases: list[str], images_per_epoch: int,
+               bound_s: float, deadline_s: float):
+    super().__init__()
+    self.target, self.test, self.phases = target, test, phases  # one an epoch
+    self.images_per_epoch, self.bound_s = images_per_epoch, bound_s
+    self.deadline_s, self.rows = deadline_s, []
+    self.t0 = self.begin = time.time()
+    self.epoch_s = 0.0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    elapsed = time.time() - self.t0
+    if self.deadline_s and self.rows and elapsed + self.epoch_s > self.deadline_s:
+      raise DeadlineReached(f'deadline: stopped before epoch {len(self.rows) + 1}')
+    self.begin = time.time()
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs or {}
+    train_s = time.time() - self.begin
+    test = accuracy(self.target, *self.test)
+    self.epoch_s = time.time() - self.begin
+    self.rows.append(dict(epoch=len(self.rows) + 1, wall_s=time.time() - self.t0,
+                          val_acc=float(logs.get('val_accuracy', 0.0)),
+                          test_acc=test))
+    ratio = f'bound_ratio={train_s / self.bound_s:.1f} ' if self.bound_s else ''
+    print(f'phase={self.phases[len(self.rows) - 1]} epoch={len(self.rows)} '
+          f'wall_s={self.rows[-1]["wall_s"]:.0f} epoch_s={self.epoch_s:.1f} '
+          f'train_s={train_s:.1f} '
+          f'images_per_s={self.images_per_epoch / train_s:.0f} {ratio}'
+          f'train_acc={float(logs.get("accuracy", 0.0)):.4f} '
+          f'val_acc={self.rows[-1]["val_acc"]:.4f} test_acc={test:.4f}',
+          flush=True)
