@@ -29,13 +29,10 @@ def _train(tmp_path, x, config, batches_seen):
   class Count(loop.keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
       batches_seen.append(batch)
-  original = loop.keras.callbacks.TensorBoard
-  loop.keras.callbacks.TensorBoard = lambda log_dir: Count()
-  try:
-    loop.train(_tiny_model(), config, train, 4, val, frozen_layer=None,
-               checkpoint_dir=str(tmp_path / 'ckpt'), run_dir=str(tmp_path / 'run'))
-  finally:
-    loop.keras.callbacks.TensorBoard = original
+  loop.train(_tiny_model(), config, lambda first_epoch: train, 4, val,
+             frozen_layer=None, checkpoint_dir=str(tmp_path / 'ckpt'),
+             run_dir=str(tmp_path / 'run'), callbacks=[Count()],
+             tensorboard=False)
 
 
 def test_a_nan_loss_stops_the_trainer_at_the_first_step(tmp_path):
