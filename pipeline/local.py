@@ -124,6 +124,9 @@ def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
   try:
     pipeline = create_pipeline(config, source=source, **locations(config))
     tfx.orchestration.LocalDagRunner().run(pipeline)
+    # Read back while absl's logger still goes through the filter (MLMD's
+    # 'MetadataStore with DB connection initialized' is not for the user).
+    record = runs.list_runs(os.path.abspath(config.metadata_path))[0]
   except Exception as error:  # pylint: disable=broad-except
     found = errors.find(error)
     if found is not None and found is not error:
@@ -135,7 +138,7 @@ def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
       logger.handlers[:], logger.level, logger.propagate = (
           handlers, level, propagate)
     handle.close()
-  return runs.list_runs(os.path.abspath(config.metadata_path))[0]
+  return record
 
 
 def summary(record: runs.RunRecord) -> str:
