@@ -190,6 +190,7 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     if not ok:
       raise ConfigError(message)
   check(bool(config.models), 'No models configured: the pipeline needs one.')
+  # The bounds come first: the checks below only test what bounds cannot.
   bounds = dict(_BOUNDS, **{f'{name}.{key}': limits for name in config.models
                             for key, limits in _TRAINER_BOUNDS.items()})
   for key, value in settings(config):
@@ -206,15 +207,10 @@ def validate(config: PipelineConfig) -> PipelineConfig:
           '_, . or - (not starting with . or -): it names a folder.')
   check(0.0 < config.data.validation_fraction < 1.0,
         'data.validation_fraction must lie strictly between 0 and 1.')
-  check(config.data.train_per_class >= 0 and config.data.test_per_class >= 0,
-        'data.train_per_class and data.test_per_class must be >= 0 (0 = all).')
   check(0.0 <= config.evaluation.accuracy_threshold <= 1.0,
         'evaluation.accuracy_threshold must lie in [0, 1].')
-  check(config.evaluation.batch_size > 0, 'evaluation.batch_size must be > 0.')
   check(0.0 <= config.serving.baseline_tolerance <= 1.0,
         'serving.baseline_tolerance must lie in [0, 1] (accuracy, not percent).')
-  check(config.serving.check_examples >= 1,
-        'serving.check_examples must be >= 1.')
   v = config.image_validation
   for key in ('max_undecodable_fraction', 'max_duplicate_fraction',
               'near_duplicate_correlation'):
@@ -226,24 +222,15 @@ def validate(config: PipelineConfig) -> PipelineConfig:
   for name, t in config.models.items():
     check(name.isidentifier(), f'Model name {name!r} must be an identifier.')
     check(bool(t.module), f'{name}.module must name the trainer module.')
-    check(t.epochs >= 1, f'{name}.epochs must be >= 1, got {t.epochs}.')
-    check(t.batch_size >= 1, f'{name}.batch_size must be >= 1.')
-    check(t.learning_rate > 0, f'{name}.learning_rate must be > 0.')
     check(t.optimizer in ('sgd', 'adamw'),
           f'{name}.optimizer must be sgd or adamw, got {t.optimizer!r}.')
     check(0.0 <= t.dropout < 1.0, f'{name}.dropout must lie in [0, 1).')
     check(0.0 <= t.label_smoothing < 1.0,
           f'{name}.label_smoothing must lie in [0, 1).')
-    check(t.weight_decay >= 0 and t.warmup_epochs >= 0,
-          f'{name}.weight_decay and {name}.warmup_epochs must be >= 0.')
     check(t.input_size >= 32 and t.input_size % 32 == 0,
           f'{name}.input_size must be a multiple of 32 (32, 64, 96 ...).')
     check(0 <= t.head_epochs < t.epochs or t.head_epochs == 0,
           f'{name}.head_epochs must be smaller than {name}.epochs.')
-    check(t.steps_per_epoch >= 0 and t.early_stopping_patience >= 0,
-          f'{name}.steps_per_epoch and early_stopping_patience must be >= 0.')
-    check(t.crop_padding >= 0 and t.rotation_degrees >= 0,
-          f'{name}.crop_padding and rotation_degrees must be >= 0.')
     _check_device_plan(check, name, t)
   emulated = {t.devices.strip().lower() for t in config.models.values()
               if t.devices.strip().lower().startswith('emulated')}
