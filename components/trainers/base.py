@@ -101,8 +101,12 @@ def make_run_fn(build: Builder) -> Callable:
           run_dir=fn_args.model_run_dir, jit_compile=plan.jit_compile,
           steps_per_execution=per_execution)
     seconds = time.time() - start
-    serving = export.float32_copy(built.model,
-                                  lambda: build(config, mean, std).model)
+    # A float32 model on one device serves as it is; otherwise rebuild it
+    # (building VGG16 resolves its weights again, a download where missing).
+    serving = built.model
+    if plan.policy != 'float32' or plan.replicas > 1:
+      serving = export.float32_copy(built.model,
+                                    lambda: build(config, mean, std).model)
     info = {
         'model_name': name, 'weights_origin': built.weights_origin,
         'pretrained': built.pretrained, 'params': int(built.model.count_params()),
