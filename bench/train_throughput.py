@@ -6,7 +6,7 @@ Run by a person (not by the tests), with the project's environment:
 
 Prints, as medians over interleaved repeated short runs in this one process:
  (i)   images/s of the AlexNet training step through the Trainer's own input
-       pipeline (transformed TFRecords -> cached tf.data -> batches) and its
+       pipeline (cached tf.data -> batches; loading is once per run) and its
        training model (batch augmentation layer + AlexNet, the Trainer's compile);
  (ii)  images/s of bare `model.fit` on in-memory tensors, same model and batch;
  (iii) images/s the Trainer's augmented input pipeline delivers alone (batches
@@ -24,7 +24,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,21 +32,14 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np  # noqa: E402
 
 
-def write_transformed(folder: str, n: int) -> tuple[str, dict]:
-  """TFRecords shaped like Transform's output: image float[32,32,3], label."""
+def cached_examples(n: int):
+  """What `data.load_split` returns once loaded: (image float[32,32,3],
+  one-hot label) pairs, cached in memory; the batches come from here."""
   import tensorflow as tf
   rng = np.random.default_rng(0)
-  path = os.path.join(folder, 'transformed-00000-of-00001.gz')
-  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
-    for i in range(n):
-      image = rng.normal(size=3072).astype('float32')
-      writer.write(tf.train.Example(features=tf.train.Features(feature={
-          'image': tf.train.Feature(float_list=tf.train.FloatList(value=image)),
-          'label': tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 10])),
-      })).SerializeToString())
-  spec = {'image': tf.io.FixedLenFeature([32, 32, 3], tf.float32),
-          'label': tf.io.FixedLenFeature([], tf.int64)}
-  return path, spec
+  images = rng.normal(size=(n, 32, 32, 3)).astype('float32')
+  labels = np.eye(10, dtype='float32')[np.arange(n) % 10]
+  return tf.data.Dataset.from_tensor_slices((images, labels)).cache()
 
 
 def timed(run, images: int) -> float:
@@ -71,72 +63,70 @@ def main(argv=None) -> int:
   from pipeline.config import TrainerConfig
 
   config = TrainerConfig(batch_size=args.batch, warmup_epochs=0)
-  with tempfile.TemporaryDirectory() as folder:
-    path, spec = write_transformed(folder, args.examples)
-    examples = data.load_split(path, spec, 10)
-    n = data.count(examples)
-    batches = data.training_batches(examples, num_examples=n,
-                                    batch_size=args.batch,
-                                    steps=n // args.batch, seed=0)
+  examples = cached_examples(args.examples)
+  n = data.count(examples)
+  batches = data.training_batches(examples, num_examples=n,
+                                  batch_size=args.batch,
+                                  steps=n // args.batch, seed=0)
 
-    trainer_model = models.build_alexnet()
-    training = loop.with_augmentation(trainer_model, config)
-    loop.compile_model(training, config, peak_lr=0.01, total_steps=10**6,
-                       warmup_steps=0)
-    bare = models.build_alexnet()
-    bare.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
-                 loss='categorical_crossentropy', metrics=['accuracy'])
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(args.batch * args.steps, 32, 32, 3)).astype('float32')
-    y = keras.utils.to_categorical(rng.integers(0, 10, len(x)), 10)
+  trainer_model = models.build_alexnet()
+  training = loop.with_augmentation(trainer_model, config)
+  loop.compile_model(training, config, peak_lr=0.01, total_steps=10**6,
+                     warmup_steps=0)
+  bare = models.build_alexnet()
+  bare.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+               loss='categorical_crossentropy', metrics=['accuracy'])
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(args.batch * args.steps, 32, 32, 3)).astype('float32')
+  y = keras.utils.to_categorical(rng.integers(0, 10, len(x)), 10)
 
-    def trainer_run():
-      training.fit(batches, epochs=1, steps_per_epoch=args.steps, verbose=0)
+  def trainer_run():
+    training.fit(batches, epochs=1, steps_per_epoch=args.steps, verbose=0)
 
-    def bare_run():
-      bare.fit(x, y, batch_size=args.batch, epochs=1, verbose=0, shuffle=True)
+  def bare_run():
+    bare.fit(x, y, batch_size=args.batch, epochs=1, verbose=0, shuffle=True)
 
-    layer = augment.BatchAugment(4, True, 0.0, seed=0)
-    input_steps = 200
-    pipeline_batches = batches.take(input_steps)
+  layer = augment.BatchAugment(4, True, 0.0, seed=0)
+  input_steps = 200
+  pipeline_batches = batches.take(input_steps)
 
-    @tf.function
-    def drain():
-      # The batches as the train step receives them: pulled from tf.data and
-      # augmented inside one compiled function (no Python per batch).
-      total = tf.constant(0.0)
-      for images, _ in pipeline_batches:
-        total += tf.reduce_sum(layer(images, training=True)[:, 0, 0, 0])
-      return total
+  @tf.function
+  def drain():
+    # The batches as the train step receives them: pulled from tf.data and
+    # augmented inside one compiled function (no Python per batch).
+    total = tf.constant(0.0)
+    for images, _ in pipeline_batches:
+      total += tf.reduce_sum(layer(images, training=True)[:, 0, 0, 0])
+    return total
 
-    def input_run():
-      drain().numpy()
+  def input_run():
+    drain().numpy()
 
-    try:
-      from tf_keras.preprocessing.image import ImageDataGenerator
-    except ImportError:
-      from keras.src.legacy.preprocessing.image import ImageDataGenerator
-    raw = rng.integers(0, 256, size=(args.examples, 32, 32, 3)).astype('float32')
-    labels = keras.utils.to_categorical(rng.integers(0, 10, len(raw)), 10)
-    flow = ImageDataGenerator(rotation_range=20, width_shift_range=0.2,
-                              height_shift_range=0.2, horizontal_flip=True
-                              ).flow(raw, labels, batch_size=64)
-    reference_steps = 20
+  try:
+    from tf_keras.preprocessing.image import ImageDataGenerator
+  except ImportError:
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+  raw = rng.integers(0, 256, size=(args.examples, 32, 32, 3)).astype('float32')
+  labels = keras.utils.to_categorical(rng.integers(0, 10, len(raw)), 10)
+  flow = ImageDataGenerator(rotation_range=20, width_shift_range=0.2,
+                            height_shift_range=0.2, horizontal_flip=True
+                            ).flow(raw, labels, batch_size=64)
+  reference_steps = 20
 
-    def reference_run():
-      for _ in range(reference_steps):
-        next(flow)
+  def reference_run():
+    for _ in range(reference_steps):
+      next(flow)
 
-    for warm in (trainer_run, bare_run, input_run, reference_run):
-      warm()
-    results = {'trainer': [], 'bare': [], 'input': [], 'reference': []}
-    for repeat in range(args.repeats):
-      results['trainer'].append(timed(trainer_run, args.batch * args.steps))
-      results['bare'].append(timed(bare_run, args.batch * args.steps))
-      results['input'].append(timed(input_run, args.batch * input_steps))
-      results['reference'].append(timed(reference_run, 64 * reference_steps))
-      print(f'repeat {repeat + 1}: ' + ' '.join(
-          f'{k}={v[-1]:.1f}' for k, v in results.items()), flush=True)
+  for warm in (trainer_run, bare_run, input_run, reference_run):
+    warm()
+  results = {'trainer': [], 'bare': [], 'input': [], 'reference': []}
+  for repeat in range(args.repeats):
+    results['trainer'].append(timed(trainer_run, args.batch * args.steps))
+    results['bare'].append(timed(bare_run, args.batch * args.steps))
+    results['input'].append(timed(input_run, args.batch * input_steps))
+    results['reference'].append(timed(reference_run, 64 * reference_steps))
+    print(f'repeat {repeat + 1}: ' + ' '.join(
+        f'{k}={v[-1]:.1f}' for k, v in results.items()), flush=True)
   median = {k: statistics.median(v) for k, v in results.items()}
   print(f'trainer_img_s={median["trainer"]:.1f} bare_img_s={median["bare"]:.1f} '
         f'input_img_s={median["input"]:.1f} '

@@ -68,7 +68,11 @@ class PipelineConfig:
   evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
   serving: ServingConfig = field(default_factory=ServingConfig)
   kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
-  beam_args: list[str] = field(default_factory=lambda: ['--direct_num_workers=1'])
+  # Beam arguments of the Beam nodes; empty = the DirectRunner in memory, one
+  # worker. Any argument but a dependency flag (--setup_file, --extra_package,
+  # --sdk_container_image, ...) makes each Beam node build an sdist of TFX
+  # for remote workers first (~2 s each; TFX's make_beam_dependency_flags).
+  beam_args: list[str] = field(default_factory=list)
 
   @property
   def metadata_path(self) -> str:

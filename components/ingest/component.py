@@ -12,6 +12,8 @@ Split-test.
 
 from __future__ import annotations
 
+import dataclasses
+
 from google.protobuf import struct_pb2
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
@@ -40,6 +42,9 @@ class Cifar10ExampleGen(FileBasedExampleGen):
         for name in sources.SPLITS])
     # ExampleGen takes its custom config as a proto: a Struct holding the JSON.
     struct = struct_pb2.Struct()
+    # The resolved kind and path stand for the source: how the user spelled
+    # it (a relative path, a cache) must not re-run ingestion.
+    data = dataclasses.replace(data, source='', cache_dir='')
     struct.update({executor.SETTINGS_KEY: settings.to_json(IngestSettings(
         kind=source.kind, path=source.path, data=data,
         code_fingerprint=code_fingerprint(__name__)))})

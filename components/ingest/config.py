@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 class Limits:
   """What ingestion reads at most (README, Data validation); `DataConfig`
   carries them as `max_*` settings, `DataConfig.limits()` hands them out."""
-  file_bytes: int = 1_000_000  # one image file (a CIFAR-10 PNG is ~3 KB)
+  file_bytes: int = 1_000_000  # one image file (a CIFAR-10 JPEG is ~330 bytes, a PNG ~3 KB)
   batch_bytes: int = 100_000_000  # one pickled batch (the official ones: 31 MB)
   archive_bytes: int = 1_000_000_000  # an archive inflated (512 B per entry + data)
 

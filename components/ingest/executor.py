@@ -4,7 +4,7 @@ Called by TFX through `components.ingest.component.Cifar10ExampleGen`
 (its EXECUTOR_SPEC), which packs the `IngestSettings` that `read_settings`
 unpacks here. Each split named in the input config
 (train, validation, test) becomes one PCollection of serialized tf.Examples
-with the features `image` (PNG bytes), `label` (int64, 0-9) and `id` (bytes).
+with the features `image` (encoded image bytes, `images.encoded_image`), `label` (int64, 0-9) and `id` (bytes).
 
 The settings travel as an `example_gen_pb2.CustomConfig` whose `custom_config`
 Any packs a `google.protobuf.Struct` with one field, the settings' JSON; TFX
@@ -14,7 +14,7 @@ exec_properties['custom_config'].
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -48,47 +48,50 @@ def read_settings(exec_properties: Dict[str, Any]) -> IngestSettings:
   return settings.from_json(IngestSettings, struct[SETTINGS_KEY])
 
 
-def to_example(image_id: str, label: int, png: bytes) -> bytes:
+def to_example(image_id: str, label: int, image: bytes) -> bytes:
   feature = tf.train.Feature
   return tf.train.Example(features=tf.train.Features(feature={
-      IMAGE_KEY: feature(bytes_list=tf.train.BytesList(value=[png])),
+      IMAGE_KEY: feature(bytes_list=tf.train.BytesList(value=[image])),
       LABEL_KEY: feature(int64_list=tf.train.Int64List(value=[label])),
       ID_KEY: feature(bytes_list=tf.train.BytesList(
           value=[image_id.encode('utf-8')])),
   })).SerializeToString()
 
 
-def _split_examples(split: str, ingest: IngestSettings) -> Iterator[bytes]:
+def _split_examples(splits: list[str], ingest: IngestSettings
+                    ) -> Iterator[tuple[str, bytes]]:
   source, data = sources.Source(ingest.kind, ingest.path), ingest.data
-  for image_id, label, png in sources.read_split(
-      source, split, validation_fraction=data.validation_fraction,
+  for split, image_id, label, image in sources.read_splits(
+      source, splits, validation_fraction=data.validation_fraction,
       salt=data.split_salt, train_per_class=data.train_per_class,
       test_per_class=data.test_per_class, limits=data.limits()):
-    yield to_example(image_id, label, png)
+    yield split, to_example(image_id, label, image)
 
 
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(bytes)
-def _ReadSplit(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-               split: str) -> beam.pvalue.PCollection:
-  """Serialized tf.Examples of one split (a name in sources.SPLITS)."""
+@beam.typehints.with_output_types(Tuple[str, bytes])
+def _ReadSplits(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
+                splits: list[str]) -> beam.pvalue.PCollection:
+  """(split, serialized tf.Example) of the named splits (in sources.SPLITS),
+  from one pass over the source."""
   ingest = read_settings(exec_properties)
   return (pipeline
-          | 'Split' >> beam.Create([split])
+          | 'Splits' >> beam.Create([splits])
           | 'Read' >> beam.FlatMap(_split_examples, ingest))
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-  """Reads each input split by name; the splits are made in sources.py."""
+  """Reads every input split in one pass; the splits are made in sources.py."""
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-    """(pipeline, exec_properties, split name) -> serialized tf.Examples.
+    """(pipeline, exec_properties, split names) -> (split, tf.Example) pairs.
 
-    Unlike TFX's file-based executors the third argument is the split's name,
-    not its pattern: train and validation share the same files.
+    Unlike TFX's file-based executors the third argument is the list of the
+    splits' names, not one split's pattern: the splits share the source's
+    files (train and validation even the same ones), so it is read once.
     """
-    return _ReadSplit
+    return _ReadSplits
 
   def GenerateExamplesByBeam(
       self, pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
@@ -110,5 +113,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                        f'the input config asks for {names}.')
     read = self.GetInputSourceToExamplePTransform()
     # pylint: disable=no-value-for-parameter
-    return {name: pipeline | f'InputToRecord[{name}]' >> read(
-        exec_properties, name) for name in names}
+    records = pipeline | 'InputToRecord' >> read(exec_properties, names)
+    parts = records | 'BySplit' >> beam.Partition(
+        lambda record, _: names.index(record[0]), len(names))
+    return {name: parts[i] | f'Examples[{name}]' >> beam.Values()
+            for i, name in enumerate(names)}

@@ -1,14 +1,18 @@
-"""One source image in, the 32x32 RGB PNG every example carries out.
+"""One source image in, the encoded 32x32 RGB image every example carries out.
 
 Called by `components.ingest.pickles` and `components.ingest.trees` for each
-image they read, and by `sources.read_split`, which logs what was converted.
+image they read, and by `sources.read_splits`, which logs what was converted.
 The rules, also in the README:
 
 - rejected (DataError naming the file): bytes that do not decode (unknown
   format, truncated file), any size other than 32x32, and 16-bit or
   floating-point images (modes I, I;16, F), whose values 8-bit RGB cannot hold;
-- converted to RGB and counted: grayscale (L, LA, 1), palette (P, PA), RGBA
-  (the alpha channel is dropped), CMYK and YCbCr.
+- kept as they are: a PNG or JPEG file that decodes, whole, to 8-bit RGB
+  32x32 (the shared CIFAR-10 JPEGs: ~330 bytes each, where a PNG re-encoding
+  took ~3 KB and most of ExampleGen's time);
+- converted to RGB, re-encoded as PNG and counted: grayscale (L, LA, 1),
+  palette (P, PA), RGBA (the alpha channel is dropped), CMYK and YCbCr.
+  Pickled batches (pixel arrays) are encoded as PNG.
 """
 
 from __future__ import annotations
@@ -49,9 +53,14 @@ class Conversions:
             f'to RGB{alpha}: {kinds}.')
 
 
-def to_png(image: Image.Image | bytes, where: str,
+KEPT_FORMATS = ('PNG', 'JPEG')  # what every reader (PIL, tf.io.decode_image) decodes
+
+
+def encoded_image(image: Image.Image | bytes, where: str,
            conversions: Conversions | None = None) -> bytes:
-  """PNG bytes of a 32x32 RGB image; raises DataError naming `where`."""
+  """The encoded bytes of a 32x32 RGB image: a file's own bytes when they
+  already are an 8-bit RGB PNG or JPEG, else PNG; raises DataError naming
+  `where`."""
   try:
     if isinstance(image, bytes):
       with Image.open(io.BytesIO(image)) as opened:
@@ -60,6 +69,8 @@ def to_png(image: Image.Image | bytes, where: str,
           raise DataError(f'{where} is {w}x{h} pixels, not {IMAGE_SIZE}x'
                           f'{IMAGE_SIZE}: remove it or resize it.')
         opened.load()  # a truncated file fails here
+        if opened.mode == 'RGB' and opened.format in KEPT_FORMATS:
+          return image
         image = _rgb(opened, where, conversions)
     out = io.BytesIO()
     image.save(out, format='PNG')

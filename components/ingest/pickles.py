@@ -29,7 +29,7 @@ from components import fileio
 from components.ingest import limits as limits_lib
 from components.ingest.config import Limits
 from components.ingest.errors import DataError
-from components.ingest.images import to_png
+from components.ingest.images import encoded_image
 from components.cifar10 import CLASS_NAMES, OFFICIAL_URL
 
 TRAIN_BATCHES = tuple(f'data_batch_{i}' for i in range(1, 6))
@@ -130,10 +130,13 @@ def _check_meta(f: BinaryIO, where: str) -> None:
                     f'({", ".join(CLASS_NAMES)}): use the CIFAR-10 data set.')
 
 
-def _batches(path: str, kind: str, split: str, limits: Limits
+def _batch_names(split: str) -> tuple[str, ...]:
+  return ('test_batch',) if split == 'test' else TRAIN_BATCHES
+
+
+def _batches(path: str, kind: str, wanted: tuple[str, ...], limits: Limits
              ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-  """batch name -> (data, labels) of the batches `split` reads, all checked."""
-  wanted = ('test_batch',) if split == 'test' else TRAIN_BATCHES
+  """batch name -> (data, labels) of the `wanted` batches, all checked."""
   batches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
   def take(name: str, f: BinaryIO, where: str) -> None:
@@ -165,21 +168,25 @@ def _batches(path: str, kind: str, split: str, limits: Limits
   return batches
 
 
-def read_pickles(path: str, kind: str, split: str,
-                 select: Callable[[dict[int, list[str]]], dict[str, int]],
-                 limits: Limits = Limits()) -> Iterator[tuple[str, int, bytes]]:
-  """(id, label, PNG) of one split; ids are '<batch>/<row, 5 digits>'."""
-  batches = _batches(path, kind, split, limits)
-  per_class: dict[int, list[str]] = {}
-  for name, (_, labels) in batches.items():
-    for row, label in enumerate(labels.tolist()):
-      per_class.setdefault(label, []).append(f'{name}/{row:05d}')
-  if not per_class:
-    raise DataError(f'{path}: {", ".join(sorted(batches))} hold(s) no images, so '
-                    f'the {split} split would be empty; {_FIX}.')
-  chosen = select(per_class)
-  for image_id in sorted(chosen):
-    name, row = image_id.split('/')
-    pixels = batches[name][0][int(row)].reshape(3, 32, 32).transpose(1, 2, 0)
-    image = Image.fromarray(np.ascontiguousarray(pixels), 'RGB')
-    yield image_id, chosen[image_id], to_png(image, image_id)
+def read_pickles(path: str, kind: str,
+                 selects: dict[str, Callable[[dict[int, list[str]]], dict[str, int]]],
+                 limits: Limits = Limits()) -> Iterator[tuple[str, str, int, bytes]]:
+  """(split, id, label, PNG) of the splits in `selects`, each batch read
+  once; ids are '<batch>/<row, 5 digits>'."""
+  wanted = tuple(dict.fromkeys(n for s in selects for n in _batch_names(s)))
+  batches = _batches(path, kind, wanted, limits)
+  for split, select in selects.items():
+    names = _batch_names(split)
+    per_class: dict[int, list[str]] = {}
+    for name in names:
+      for row, label in enumerate(batches[name][1].tolist()):
+        per_class.setdefault(label, []).append(f'{name}/{row:05d}')
+    if not per_class:
+      raise DataError(f'{path}: {", ".join(names)} hold(s) no images, so '
+                      f'the {split} split would be empty; {_FIX}.')
+    chosen = select(per_class)
+    for image_id in sorted(chosen):
+      name, row = image_id.split('/')
+      pixels = batches[name][0][int(row)].reshape(3, 32, 32).transpose(1, 2, 0)
+      image = Image.fromarray(np.ascontiguousarray(pixels), 'RGB')
+      yield split, image_id, chosen[image_id], encoded_image(image, image_id)

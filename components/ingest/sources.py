@@ -2,11 +2,12 @@
 
 Called by the pipeline (`resolve_source`, `split_patterns`, `find_data_error`;
 `remote_source` for Kubeflow) and by `components.ingest.executor`
-(`read_split`, inside Beam workers). Local data is read with numpy, PIL and
+(`read_splits`, inside Beam workers). Local data is read with numpy, PIL and
 the standard library alone; object-store URLs (gs://, s3://) through
 TensorFlow's file systems (`components.fileio`). The formats themselves are read by `pickles`
 (the official python batches) and `trees` (folders of images); `images` turns
-each image into the PNG an example carries and says what it rejects or converts.
+each image into the encoded image an example carries (its own bytes, or PNG)
+and says what it rejects or converts.
 
 ids are stable and unique: in an image tree, the file's path inside the tree
 (`train/airplane/0001.jpg`); in the pickled batches, `<batch file>/<row, 5
@@ -27,7 +28,7 @@ import re
 import tarfile
 import zlib
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 from components import fileio
 from components.ingest import download, limits as limits_lib, pickles, trees
@@ -38,7 +39,8 @@ from components import cifar10
 from components.cifar10 import CLASS_NAMES, OFFICIAL_URL
 
 __all__ = ['DataError', 'find_data_error', 'Source', 'KINDS', 'SPLITS',
-           'resolve_source', 'remote_source', 'split_patterns', 'read_split']
+           'resolve_source', 'remote_source', 'split_patterns', 'read_splits',
+           'read_split']
 
 KINDS = ('pickle_archive', 'pickle_dir', 'image_archive', 'image_dir')
 SPLITS = cifar10.SPLITS
@@ -174,42 +176,59 @@ def split_patterns(source: Source) -> tuple[str, dict[str, str]]:
   raise ValueError(f'Unknown source kind {source.kind!r}; expected one of {KINDS}.')
 
 
-def read_split(source: Source, split: str, *, validation_fraction: float,
-               salt: str, train_per_class: int = 0, test_per_class: int = 0,
-               limits: Limits = Limits()) -> Iterator[tuple[str, int, bytes]]:
-  """Yields (id, label, 32x32 RGB PNG bytes) of one split, deterministically.
+def read_splits(source: Source, splits: Sequence[str], *,
+                validation_fraction: float, salt: str, train_per_class: int = 0,
+                test_per_class: int = 0, limits: Limits = Limits()
+                ) -> Iterator[tuple[str, str, int, bytes]]:
+  """Yields (split, id, label, encoded 32x32 RGB image) of the named splits,
+  deterministically, in one pass over the source (train and validation share
+  its files; each split's own records come in the same order as alone).
 
-  Logs (logger `components.ingest.sources`) how many images were converted
-  to RGB, per kind, with an example of each.
+  Logs (logger `components.ingest.sources`) how many images of each split
+  were converted to RGB, per kind, with an example of each.
   """
-  if split not in SPLITS:
-    raise ValueError(f'Unknown split {split!r}; expected one of {SPLITS}.')
-  def select(per_class: dict[int, list[str]]) -> dict[str, int]:
-    cap = test_per_class if split == 'test' else train_per_class
-    chosen = _select(per_class, split, cap, validation_fraction, salt)
-    if not chosen:
-      raise DataError(f'The {split} split of {source.path} would hold no images '
-                      f'(validation_fraction={validation_fraction}, '
-                      f'train_per_class={train_per_class}): change them.')
-    return chosen
+  unknown = [s for s in splits if s not in SPLITS]
+  if unknown or not splits:
+    raise ValueError(f'Unknown splits {list(splits)}; expected some of {SPLITS}.')
+
+  def selector(split: str) -> Callable[[dict[int, list[str]]], dict[str, int]]:
+    def select(per_class: dict[int, list[str]]) -> dict[str, int]:
+      cap = test_per_class if split == 'test' else train_per_class
+      chosen = _select(per_class, split, cap, validation_fraction, salt)
+      if not chosen:
+        raise DataError(f'The {split} split of {source.path} would hold no '
+                        f'images (validation_fraction={validation_fraction}, '
+                        f'train_per_class={train_per_class}): change them.')
+      return chosen
+    return select
+  selects = {split: selector(split) for split in dict.fromkeys(splits)}
   if source.kind in ('pickle_dir', 'pickle_archive'):
-    return pickles.read_pickles(source.path, source.kind, split, select, limits)
+    return pickles.read_pickles(source.path, source.kind, selects, limits)
   if source.kind in ('image_dir', 'image_archive'):
-    conversions = Conversions()
-    return _logged(trees.read_tree(source.kind, source.path, split, select,
-                                   conversions, limits), split, conversions)
+    conversions = {split: Conversions() for split in selects}
+    return _logged(trees.read_tree(source.kind, source.path, selects,
+                                   conversions, limits), conversions)
   raise ValueError(f'Unknown source kind {source.kind!r}; expected one of {KINDS}.')
 
 
-def _logged(records: Iterator[tuple[str, int, bytes]], split: str,
-            conversions: Conversions) -> Iterator[tuple[str, int, bytes]]:
-  count = 0
+def read_split(source: Source, split: str, **kwargs
+               ) -> Iterator[tuple[str, int, bytes]]:
+  """Yields (id, label, encoded image) of one split: `read_splits` of it alone."""
+  records = read_splits(source, [split], **kwargs)
+  return (record[1:] for record in records)
+
+
+def _logged(records: Iterator[tuple[str, str, int, bytes]],
+            conversions: dict[str, Conversions]
+            ) -> Iterator[tuple[str, str, int, bytes]]:
+  counts = dict.fromkeys(conversions, 0)
   for record in records:
-    count += 1
+    counts[record[0]] += 1
     yield record
-  line = conversions.describe(split, count)
-  if line:
-    _log.warning(line)
+  for split, count in counts.items():
+    line = conversions[split].describe(split, count)
+    if line:
+      _log.warning(line)
 
 
 def _select(per_class: dict[int, list[str]], split: str, cap: int,

@@ -2,7 +2,7 @@
 
 Called by `components.ingest.sources`: `archive_layout` and `is_image_dir` to
 recognise a tree, `check_tree` when `--data` is resolved (bad folders fail in
-seconds, before any pipeline runs), `read_tree` from `read_split`. ids are the
+seconds, before any pipeline runs), `read_tree` from `read_splits`. ids are the
 files' paths inside the tree (`train/airplane/0001.jpg`); class folder names
 match the CIFAR-10 classes case-insensitively; hidden files are ignored.
 Every file and member is read through `limits` (regular files only, sizes
@@ -20,11 +20,12 @@ from components import fileio
 from components.ingest import limits as limits_lib
 from components.ingest.config import Limits
 from components.ingest.errors import DataError
-from components.ingest.images import IMAGE_EXTS, Conversions, to_png
+from components.ingest.images import IMAGE_EXTS, Conversions, encoded_image
 from components.ingest.pickles import PICKLE_FILES
 from components.cifar10 import CLASS_NAMES
 
 _CLASS_INDEX = {name: i for i, name in enumerate(CLASS_NAMES)}
+Select = Callable[[dict[int, list[str]]], dict[str, int]]  # class -> ids => id -> label
 _ARCHIVE_ERRORS = (OSError, EOFError, tarfile.TarError, zlib.error)
 
 
@@ -143,28 +144,41 @@ def check_tree(kind: str, path: str,
           limits_lib.check_file(where(image_id), path, limits.file_bytes)
 
 
-def read_tree(kind: str, path: str, split: str,
-              select: Callable[[dict[int, list[str]]], dict[str, int]],
-              conversions: Conversions, limits: Limits = Limits()
-              ) -> Iterator[tuple[str, int, bytes]]:
-  """(id, label, PNG) of one split; train and validation read train/."""
-  folder = 'test' if split == 'test' else 'train'
+def read_tree(kind: str, path: str, selects: dict[str, Select],
+              conversions: dict[str, Conversions], limits: Limits = Limits()
+              ) -> Iterator[tuple[str, str, int, bytes]]:
+  """(split, id, label, encoded image) of the splits in `selects`, in one
+  pass over the tree; train and validation read train/."""
+  def chosen(files, folders, where) -> dict[str, tuple[str, int]]:
+    """id -> (split, label); a split's select sees its folder's index."""
+    indexes: dict[str, dict[int, list[str]]] = {}
+    out = {}
+    for split, select in selects.items():
+      folder = 'test' if split == 'test' else 'train'
+      if folder not in indexes:
+        indexes[folder] = _index_tree(files, folders, folder, where)
+      out.update((i, (split, label)) for i, label in select(indexes[folder]).items())
+    return out
+
   if kind == 'image_dir':
     files, folders, where, _ = _tree(kind, path)
-    chosen = select(_index_tree(files, folders, folder, where))
-    for image_id in sorted(chosen):
+    wanted = chosen(files, folders, where)
+    for image_id in sorted(wanted):
+      split, label = wanted[image_id]
       raw = limits_lib.read_file(where(image_id), path, limits.file_bytes)
-      yield image_id, chosen[image_id], to_png(raw, where(image_id), conversions)
+      yield split, image_id, label, encoded_image(raw, where(image_id),
+                                                  conversions[split])
     return
   try:
     with fileio.open_tar(path, 'r:*') as tar:
       files, folders, where, relative = _tree(
           kind, path, list(limits_lib.members(tar, path, limits)))
-      chosen = select(_index_tree(files, folders, folder, where))
+      wanted = chosen(files, folders, where)
       for rel, member in relative.items():  # in archive order: one sequential read
-        if rel in chosen:
+        if rel in wanted:
+          split, label = wanted[rel]
           raw = limits_lib.read_member(tar, member, where(rel), limits.file_bytes)
-          yield rel, chosen[rel], to_png(raw, where(rel), conversions)
+          yield split, rel, label, encoded_image(raw, where(rel), conversions[split])
   except _ARCHIVE_ERRORS + fileio.errors() as e:
     raise DataError(f'{path} is not a readable .tar.gz archive ({e}): '
                     'download or pack it again.') from None

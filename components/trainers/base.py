@@ -75,10 +75,9 @@ def make_run_fn(build: Builder) -> Callable:
         config.batch_size, plan.replicas))
     keras.mixed_precision.set_global_policy(plan.policy)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    spec = tft_output.transformed_feature_spec()
     num_classes = len(CLASS_NAMES)
-    train_examples = data.load_split(fn_args.train_files, spec, num_classes)
-    val_examples = data.load_split(fn_args.eval_files, spec, num_classes)
+    train_examples = data.load_split(fn_args.train_files, tft_output, num_classes)
+    val_examples = data.load_split(fn_args.eval_files, tft_output, num_classes)
     n_train, n_val = data.count(train_examples), data.count(val_examples)
     mean, std = export.channel_stats(tft_output)
     _log.info('%s: %d training and %d validation images, batch %d; %s', name,

@@ -1,7 +1,8 @@
-"""The Trainer's input pipeline over Transform's output examples.
+"""The Trainer's input pipeline: raw examples through Transform's graph.
 
 Called by `components.trainers.base` and by `bench/train_throughput.py`.
-Reads the transformed (decoded, normalised) examples once, caches the tensors
+Reads ExampleGen's examples once, applies the transform graph (decode,
+normalise: the same graph the exported model serves with), caches the tensors
 in memory, then shuffles per epoch, batches (dropping the remainder for
 training, padding it with weight-0 examples for validation) and prefetches.
 """
@@ -28,17 +29,19 @@ def list_files(file_pattern: str | list[str]) -> list[str]:
   files = sorted(f for p in patterns for f in gfile.glob(
       os.path.join(p, '*') if gfile.isdir(p) else p))
   if not files:
-    raise FileNotFoundError(f'No transformed examples match {patterns}.')
+    raise FileNotFoundError(f'No examples match {patterns}.')
   return files
 
 
-def load_split(file_pattern, feature_spec: dict, num_classes: int
-               ) -> tf.data.Dataset:
-  """Unbatched (image [32,32,3] float32, one-hot label) pairs, cached in memory."""
-  spec = {k: v for k, v in feature_spec.items() if k in (IMAGE_KEY, LABEL_KEY)}
+def load_split(file_pattern, tft_output, num_classes: int) -> tf.data.Dataset:
+  """Unbatched (image [32,32,3] float32, one-hot label) pairs of the raw
+  examples at `file_pattern` after `tft_output`'s graph, cached in memory."""
+  raw_spec = tft_output.raw_feature_spec()
+  spec = {k: raw_spec[k] for k in (IMAGE_KEY, LABEL_KEY)}
+  transform = tft_output.transform_features_layer()
 
   def parse(serialized):
-    features = tf.io.parse_example(serialized, spec)
+    features = transform(tf.io.parse_example(serialized, spec))
     label = tf.reshape(features[LABEL_KEY], [-1])
     return features[IMAGE_KEY], tf.one_hot(label, num_classes)
 

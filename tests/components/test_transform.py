@@ -31,7 +31,8 @@ def _jpeg(image: np.ndarray) -> bytes:
 def transformed(tmp_path_factory):
   import tensorflow_transform as tft
   import tensorflow_transform.beam as tft_beam
-  from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+  from tensorflow_transform.tf_metadata import (dataset_metadata, metadata_io,
+                                                schema_utils)
 
   from components.transform import preprocessing_fn
 
@@ -47,6 +48,9 @@ def transformed(tmp_path_factory):
     (data, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
         preprocessing_fn, output_record_batches=False)
     _ = transform_fn | tft_beam.WriteTransformFn(out)
+  # The raw schema, which TFX's Transform writes beside the graph.
+  metadata_io.write_metadata(
+      metadata, f'{out}/{tft.TFTransformOutput.RAW_METADATA_DIR}')
   return images, labels, data, tft.TFTransformOutput(out)
 
 
@@ -93,3 +97,31 @@ def test_channel_stats_read_back_from_the_graph(transformed):
   bench_mean, bench_std = curve_training.channel_stats(images)
   np.testing.assert_allclose(bench_mean, mean, atol=1e-4)
   np.testing.assert_allclose(bench_std, std, atol=1e-4)
+
+
+def test_the_trainer_loads_raw_examples_through_the_graph_as_transform_would(
+    transformed, tmp_path):
+  """Transform writes no examples: the Trainer reads ExampleGen's (gzipped
+  tf.Examples, as it writes them) and applies the graph; what it caches is
+  what TFT's own transform of the same records gives."""
+  from components.trainers import data
+  images, labels, expected, tft_output = transformed
+  path = str(tmp_path / 'data_tfrecord-00000-of-00001.gz')
+  with tf.io.TFRecordWriter(path, options='GZIP') as writer:
+    for image, label in zip(images, labels):
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          'image': tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[_png(image)])),
+          'label': tf.train.Feature(int64_list=tf.train.Int64List(
+              value=[int(label)])),
+          'id': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'x'])),
+      })).SerializeToString())
+  examples = data.load_split(str(tmp_path), tft_output, 10)
+  assert data.count(examples) == len(images)
+  loaded = list(examples.as_numpy_iterator())
+  np.testing.assert_allclose(
+      np.stack([x for x, _ in loaded]),
+      np.stack([np.asarray(row['image']).reshape(32, 32, 3) for row in expected]),
+      atol=1e-6)
+  assert [int(y.argmax()) for _, y in loaded] == list(labels)
+  assert all(y.sum() == 1 for _, y in loaded)

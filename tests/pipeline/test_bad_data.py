@@ -236,16 +236,19 @@ def test_anomalies_and_image_checks_stop_the_run_before_transform(
   from components.data_gate import DataValidationError
   from components.ingest import sources
   field, value = bad_record
-  real_read_split = sources.read_split
+  real_read_splits = sources.read_splits
 
-  def read_split_with_a_bad_record(source, split, **kwargs):
-    for index, (image_id, label, png) in enumerate(
-        real_read_split(source, split, **kwargs)):
-      if split == 'train' and index == 20:  # a bird
-        label = value if field == 'label' else label
-        png = value if field == 'image' else png
-      yield image_id, label, png
-  monkeypatch.setattr(sources, 'read_split', read_split_with_a_bad_record)
+  def read_splits_with_a_bad_record(source, splits, **kwargs):
+    index = 0
+    for split, image_id, label, image in real_read_splits(source, splits,
+                                                          **kwargs):
+      if split == 'train':
+        if index == 20:  # a bird
+          label = value if field == 'label' else label
+          image = value if field == 'image' else image
+        index += 1
+      yield split, image_id, label, image
+  monkeypatch.setattr(sources, 'read_splits', read_splits_with_a_bad_record)
 
   # TFDV computes image statistics only from 100 values on (image_stats_generator
   # _VALUES_THRESHOLD): 16 per class (6 airplanes) leaves 121 in train.

@@ -6,6 +6,7 @@ once per session; each Executor.Do runs a small DirectRunner pipeline.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 
@@ -61,10 +62,22 @@ def test_component_carries_splits_and_settings(tree_data):
   assert props['output_file_format'] == example_gen_pb2.FORMAT_TFRECORDS_GZIP
   settings = executor.read_settings(props)
   assert settings == IngestSettings(
-      kind='image_archive', path=tree_data.archive, data=DATA,
+      kind='image_archive', path=tree_data.archive,
+      data=dataclasses.replace(DATA, source='', cache_dir=''),
       code_fingerprint=code_fingerprint('components.ingest.component'))
   # The fingerprint covers every module ingestion imports, e.g. the class order.
   assert 'components.cifar10' in closure('components.ingest.component')
+
+
+def test_how_the_user_spelled_the_source_does_not_change_the_settings(tree_data):
+  """`--data ../x.tgz` and `--data /abs/x.tgz` resolve to one source: the
+  ExampleGen's parameters (its cache key) are the same."""
+  source = sources.Source('image_archive', tree_data.archive)
+  spelled = [dataclasses.replace(DATA, source=spelling, cache_dir=cache)
+             for spelling, cache in ((tree_data.archive, '~/.keras/datasets'),
+                                     (os.path.relpath(tree_data.archive), '/tmp'))]
+  props = [component.Cifar10ExampleGen(source, d).exec_properties for d in spelled]
+  assert props[0] == props[1]
 
 
 def test_do_writes_three_splits_of_examples(tree_data, tmp_path):

@@ -22,11 +22,12 @@ from PIL import Image
 
 from components.ingest import download, sources
 from components.ingest.sources import DataError, Source
-from tests.components.ingest.conftest import read
+from tests.components.ingest.conftest import FRACTION, read
 
-def decode(png: bytes) -> np.ndarray:
-  with Image.open(io.BytesIO(png)) as image:
-    assert (image.format, image.mode, image.size) == ('PNG', 'RGB', (32, 32))
+def decode(encoded: bytes) -> np.ndarray:
+  with Image.open(io.BytesIO(encoded)) as image:
+    assert image.format in ('PNG', 'JPEG')
+    assert (image.mode, image.size) == ('RGB', (32, 32))
     return np.asarray(image)
 
 
@@ -130,11 +131,20 @@ def test_tree_splits_labels_and_pixels(tree_data, kind):
   assert per_class(test) == [2] * 10
   assert not {r[0] for r in train} & {r[0] for r in val}
   assert {r[0] for r in train + val + test} == set(tree_data.labels)
-  for image_id, label, png in train + val + test:
+  kept = 0
+  for image_id, label, encoded in train + val + test:
     assert label == tree_data.labels[image_id]
-    with Image.open(os.path.join(tree_data.root, image_id)) as image:
+    with open(os.path.join(tree_data.root, image_id), 'rb') as f:
+      raw = f.read()
+    with Image.open(io.BytesIO(raw)) as image:
       expected = np.asarray(image.convert('RGB'))  # gray/RGBA/palette too
-    np.testing.assert_array_equal(decode(png), expected)
+      rgb = image.mode == 'RGB'
+    np.testing.assert_array_equal(decode(encoded), expected)
+    # 8-bit RGB PNG/JPEG files travel byte for byte; the others become PNG.
+    assert (encoded == raw) == rgb, image_id
+    assert rgb or encoded.startswith(b'\x89PNG\r\n\x1a\n')
+    kept += rgb
+  assert kept == len(tree_data.labels) - 9  # 3 classes x (RGBA, L, P)
   assert {r[1] for r in train if r[0].startswith('train/Cat/')} == {3}
 
 
@@ -259,3 +269,24 @@ def test_unusable_paths(tree_data, tmp_path):
   shutil.copytree(tree_data.root, tmp_path / 'two' / 'a')
   shutil.copytree(tree_data.root, tmp_path / 'two' / 'b')
   assert 'several data sets' in message(str(tmp_path / 'two'))
+
+
+@pytest.mark.parametrize('kind', ['pickle_archive', 'image_archive'])
+def test_all_splits_come_from_one_pass_in_each_split_s_own_order(
+    pickle_data, tree_data, kind, monkeypatch):
+  """ExampleGen reads every split in one pass (train and validation share
+  files): each split's records are those it has alone, in the same order,
+  and the archive is opened once."""
+  from components import fileio
+  path = pickle_data.archive if kind == 'pickle_archive' else tree_data.archive
+  source = Source(kind, path)
+  alone = {s: read(source, s) for s in sources.SPLITS}
+  opened = []
+  real_open_tar = fileio.open_tar
+  monkeypatch.setattr(fileio, 'open_tar',
+                      lambda *a, **k: opened.append(a) or real_open_tar(*a, **k))
+  together = list(sources.read_splits(source, sources.SPLITS,
+                                      validation_fraction=FRACTION, salt='test-salt'))
+  assert len(opened) == 1
+  for split in sources.SPLITS:
+    assert [r[1:] for r in together if r[0] == split] == alone[split]

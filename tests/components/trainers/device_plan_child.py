@@ -173,7 +173,7 @@ def run_pipeline(settings: dict, results: dict, plan: str) -> None:
   record = runs.list_runs(os.path.abspath(config.metadata_path))[0]
   results['states'] = {n.node_id: n.state for n in record.nodes}
   transform = record.node('Transform')
-  examples = transform.outputs['transformed_examples'][0].uri
+  examples = record.node('Cifar10ExampleGen').outputs['examples'][0].uri
   results['transform'] = dict(
       transform_output=transform.outputs['transform_graph'][0].uri,
       train_files=[os.path.join(examples, 'Split-train')],
