@@ -84,6 +84,18 @@ def test_transform_layer_decodes_jpeg_png_any_size_and_rejects_non_images(transf
     layer({'image': tf.constant([[b'not an image at all']])})
 
 
+def test_jpeg_pixels_are_those_pil_decodes(transformed):
+  """The graph decodes a JPEG exactly as PIL does (the ImageValidator's and
+  bench/accuracy_curve.py's decoder), so the two cannot drift."""
+  from components.transform import decode_images
+  images, _, _, _ = transformed
+  encoded = [_jpeg(image) for image in images[:20]]
+  expected = np.stack([np.asarray(Image.open(io.BytesIO(e))) for e in encoded])
+  decoded = decode_images(tf.constant(encoded)).numpy()
+  np.testing.assert_array_equal(np.round(decoded * 255).astype(np.uint8),
+                                expected)
+
+
 def test_channel_stats_read_back_from_the_graph(transformed):
   from components.trainers.export import channel_stats
   images, _, _, tft_output = transformed
