@@ -80,7 +80,7 @@ def main(argv=None) -> int:
   config_lib.validate(config)
 
   from components.ingest import sources
-  from pipeline import local, timings
+  from pipeline import local, runs, timings
   source = sources.resolve_source(args.data, config.data.cache_dir)
   start = time.time()
   record = local.run(config, source, echo=print)
@@ -116,9 +116,11 @@ def main(argv=None) -> int:
   start = time.time()
   done = subprocess.run(cli, capture_output=True, text=True, check=False)
   cached_cli = time.time() - start
-  if done.returncode or 'cached' not in done.stdout.lower():
-    sys.exit(f'the cached CLI run failed ({done.returncode}):\n'
-             f'{done.stdout[-2000:]}{done.stderr[-2000:]}')
+  cli_states = {n.state for n in runs.list_runs(
+      os.path.abspath(config.metadata_path))[0].nodes}
+  if done.returncode or cli_states != {'CACHED'}:
+    sys.exit(f'the CLI run was not a cached run ({done.returncode}, states '
+             f'{sorted(cli_states)}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}')
   print(f'cached CLI run: {cached_cli:.1f} s, end to end in a new process')
   print(f'first run wall {first_wall:.1f} s (imports excluded)')
   print(f'nontraining_s={nontraining:.1f} evaluator_ratio={max(ratios):.2f} '

@@ -57,7 +57,7 @@ KEPT_FORMATS = ('PNG', 'JPEG')  # what every reader (PIL, tf.io.decode_image) de
 
 
 def encoded_image(image: Image.Image | bytes, where: str,
-           conversions: Conversions | None = None) -> bytes:
+                  conversions: Conversions | None = None) -> bytes:
   """The encoded bytes of a 32x32 RGB image: a file's own bytes when they
   already are an 8-bit RGB PNG or JPEG, else PNG; raises DataError naming
   `where`."""

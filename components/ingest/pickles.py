@@ -35,6 +35,8 @@ from components.cifar10 import CLASS_NAMES, OFFICIAL_URL
 TRAIN_BATCHES = tuple(f'data_batch_{i}' for i in range(1, 6))
 PICKLE_FILES = TRAIN_BATCHES + ('test_batch', 'batches.meta')
 _FIX = f'replace it with the file from {OFFICIAL_URL}'
+# How a reader picks one split's records: class -> ids in, id -> label out.
+Select = Callable[[dict[int, list[str]]], dict[str, int]]
 
 
 def is_pickle_dir(path: str) -> bool:
@@ -169,7 +171,7 @@ def _batches(path: str, kind: str, wanted: tuple[str, ...], limits: Limits
 
 
 def read_pickles(path: str, kind: str,
-                 selects: dict[str, Callable[[dict[int, list[str]]], dict[str, int]]],
+                 selects: dict[str, Select],
                  limits: Limits = Limits()) -> Iterator[tuple[str, str, int, bytes]]:
   """(split, id, label, PNG) of the splits in `selects`, each batch read
   once; ids are '<batch>/<row, 5 digits>'."""

@@ -28,7 +28,7 @@ import re
 import tarfile
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from components import fileio
 from components.ingest import download, limits as limits_lib, pickles, trees
@@ -191,7 +191,7 @@ def read_splits(source: Source, splits: Sequence[str], *,
   if unknown or not splits:
     raise ValueError(f'Unknown splits {list(splits)}; expected some of {SPLITS}.')
 
-  def selector(split: str) -> Callable[[dict[int, list[str]]], dict[str, int]]:
+  def selector(split: str) -> pickles.Select:
     def select(per_class: dict[int, list[str]]) -> dict[str, int]:
       cap = test_per_class if split == 'test' else train_per_class
       chosen = _select(per_class, split, cap, validation_fraction, salt)

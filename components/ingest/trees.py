@@ -21,11 +21,10 @@ from components.ingest import limits as limits_lib
 from components.ingest.config import Limits
 from components.ingest.errors import DataError
 from components.ingest.images import IMAGE_EXTS, Conversions, encoded_image
-from components.ingest.pickles import PICKLE_FILES
+from components.ingest.pickles import PICKLE_FILES, Select
 from components.cifar10 import CLASS_NAMES
 
 _CLASS_INDEX = {name: i for i, name in enumerate(CLASS_NAMES)}
-Select = Callable[[dict[int, list[str]]], dict[str, int]]  # class -> ids => id -> label
 _ARCHIVE_ERRORS = (OSError, EOFError, tarfile.TarError, zlib.error)
 
 
