@@ -174,7 +174,7 @@ def main(argv=None) -> int:
         f'{bound_s:.2f} s at {args.peak_tflops:g} TFLOPS', flush=True)
   phases = loop.phases(trainer, built.frozen_layer, trainer.learning_rate)
   record = curve_training.EpochRecord(
-      model, (x_test, one_hot(y_test)),
+      model, (x_val, one_hot(y_val)), (x_test, one_hot(y_test)),
       phases=[name for name, epochs, _, _ in phases for _ in range(epochs)],
       images_per_epoch=steps * trainer.batch_size, bound_s=bound_s,
       deadline_s=args.deadline_s)

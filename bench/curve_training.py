@@ -46,25 +46,51 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
           raw.std(axis=(0, 1, 2)).astype('float32'))
 
 
-def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> float:
-  """Top-1 accuracy of `model` (inference mode) on one-hot `y`."""
+def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500, *,
+             mirror: bool = False) -> float:
+  """Top-1 accuracy of `model` (inference mode) on one-hot `y`; `mirror`
+  averages the probabilities of each image and its left-right mirror
+  (test-time augmentation)."""
   hits = 0
   for start in range(0, len(x), batch_size):
-    out = keras.ops.convert_to_numpy(
-        model(x[start:start + batch_size], training=False))
+    images = x[start:start + batch_size]
+    out = keras.ops.convert_to_numpy(model(images, training=False))
+    if mirror:
+      out = out + keras.ops.convert_to_numpy(
+          model(images[:, :, ::-1], training=False))
     hits += int(np.sum(np.argmax(out, 1) == np.argmax(y[start:start + batch_size], 1)))
   return hits / len(x)
+
+
+def trained_weights(fit_model, target):
+  """With the optimizer's weight average swapped into `target` (loop.ema_swap),
+  a copy of `target` holding the weights being trained; None without EMA."""
+  optimizer = getattr(fit_model.optimizer, 'inner_optimizer', fit_model.optimizer)
+  if not getattr(optimizer, 'use_ema', False):
+    return None
+  copy = keras.models.clone_model(target)
+  copy.set_weights(target.get_weights())  # BN statistics: the run's own
+  for mine, trained in zip(copy.trainable_variables,
+                           optimizer._model_variables_moving_average):
+    mine.assign(trained)
+  return copy
 
 
 class EpochRecord(keras.callbacks.Callback):
   """One row and one printed line an epoch: validation accuracy (as fit
   logged it), test accuracy (for the record), images/s and the compute-bound
-  ratio; raises DeadlineReached before an epoch that would end too late."""
+  ratio; raises DeadlineReached before an epoch that would end too late.
 
-  def __init__(self, target, test, *, phases: list[str], images_per_epoch: int,
-               bound_s: float, deadline_s: float):
+  Side by side in the same run, on validation: `val_mirror` (the image and
+  its mirror averaged) and, with a weight average (`ema_momentum`), the
+  weights being trained without it (`val_trained`, `val_trained_mirror`).
+  """
+
+  def __init__(self, target, validation, test, *, phases: list[str],
+               images_per_epoch: int, bound_s: float, deadline_s: float):
     super().__init__()
     self.target, self.test, self.phases = target, test, phases  # one an epoch
+    self.validation = validation
     self.images_per_epoch, self.bound_s = images_per_epoch, bound_s
     self.deadline_s, self.rows = deadline_s, []
     self.t0 = self.begin = time.time()
@@ -80,15 +106,20 @@ class EpochRecord(keras.callbacks.Callback):
     logs = logs or {}
     train_s = time.time() - self.begin
     test = accuracy(self.target, *self.test)
+    side = {'val_mirror': accuracy(self.target, *self.validation, mirror=True)}
+    trained = trained_weights(self.model, self.target)
+    if trained is not None:
+      side['val_trained'] = accuracy(trained, *self.validation)
+      side['val_trained_mirror'] = accuracy(trained, *self.validation, mirror=True)
     self.epoch_s = time.time() - self.begin
     self.rows.append(dict(epoch=len(self.rows) + 1, wall_s=time.time() - self.t0,
                           val_acc=float(logs.get('val_accuracy', 0.0)),
-                          test_acc=test))
+                          test_acc=test, **side))
     ratio = f'bound_ratio={train_s / self.bound_s:.1f} ' if self.bound_s else ''
     print(f'phase={self.phases[len(self.rows) - 1]} epoch={len(self.rows)} '
           f'wall_s={self.rows[-1]["wall_s"]:.0f} epoch_s={self.epoch_s:.1f} '
           f'train_s={train_s:.1f} '
           f'images_per_s={self.images_per_epoch / train_s:.0f} {ratio}'
           f'train_acc={float(logs.get("accuracy", 0.0)):.4f} '
-          f'val_acc={self.rows[-1]["val_acc"]:.4f} test_acc={test:.4f}',
-          flush=True)
+          f'val_acc={self.rows[-1]["val_acc"]:.4f} test_acc={test:.4f} '
+          + ' '.join(f'{k}={v:.4f}' for k, v in side.items()), flush=True)

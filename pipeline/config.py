@@ -169,7 +169,7 @@ _TRAINER_BOUNDS = {
     'steps_per_epoch': (0, 10 ** 7), 'head_epochs': (0, 10_000),
     'early_stopping_patience': (0, 10_000), 'crop_padding': (0, 64),
     'rotation_degrees': (0, 180), 'learning_rate': (1e-12, 100),
-    'momentum': (0, 0.999999), 'fine_tune_lr_factor': (1e-9, 100),
+    'momentum': (0, 0.999999), 'ema_momentum': (0, 0.999999), 'fine_tune_lr_factor': (1e-9, 100),
     'weight_decay': (0, 100), 'warmup_epochs': (0, 10_000), 'gpus': (0, 64),
     'seed': (0, 2 ** 32 - 1)}
 

@@ -23,6 +23,7 @@ class TrainerConfig:
   momentum: float = 0.9
   weight_decay: float = 5e-3  # per step, times the learning rate (Keras's decoupled form)
   label_smoothing: float = 0.1
+  ema_momentum: float = 0.0  # Polyak average of the weights per step, validated and exported; 0 = off
   warmup_epochs: float = 1.0  # linear warm-up, then cosine decay to zero
   dropout: float = 0.5  # in the dense head
   early_stopping_patience: int = 0  # epochs without val accuracy gain, 0 = off

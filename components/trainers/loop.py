@@ -133,7 +133,7 @@ def compile_model(model, config: TrainerConfig, *, peak_lr: float,
   model.compile(
       optimizer=schedule.make_optimizer(
           config.optimizer, lr, momentum=config.momentum,
-          weight_decay=config.weight_decay),
+          weight_decay=config.weight_decay, ema_momentum=config.ema_momentum),
       loss=keras.losses.CategoricalCrossentropy(
           label_smoothing=config.label_smoothing),
       metrics=['accuracy'], jit_compile=jit_compile,
@@ -158,6 +158,17 @@ def with_augmentation(model, config: TrainerConfig):
                            config.rotation_degrees, seed=config.seed,
                            name='augment'),
       model], name=f'{model.name}_training')
+
+
+def ema_swap(config: TrainerConfig) -> list:
+  """With `ema_momentum`, Keras's swap of the averaged weights into the model
+  for validation and from each epoch's end to the next's start, so that the
+  callbacks after it (EpochLog's best weights, the benchmarks' records) and
+  the end of the phase see the average. It must come after BackupAndRestore,
+  which has to checkpoint the weights being trained and their average each
+  in its own place."""
+  return ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)]
+          if config.ema_momentum else [])
 
 
 def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
@@ -197,8 +208,8 @@ def train(model, config: TrainerConfig, batches, steps: int, val_batches, *,
     resumed = resumed_epoch(backup)
     phase_callbacks = [
         StopOnNonFiniteLoss(config, name),
-        keras.callbacks.BackupAndRestore(backup),
-        seeds, log, *callbacks]
+        keras.callbacks.BackupAndRestore(backup),  # the weights being trained
+        *ema_swap(config), seeds, log, *callbacks]
     if tensorboard:
       phase_callbacks.append(keras.callbacks.TensorBoard(log_dir=run_dir))
     if config.early_stopping_patience:

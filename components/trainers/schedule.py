@@ -26,16 +26,22 @@ def warmup_cosine(peak: float, total_steps: int, warmup_steps: int):
       warmup_steps=warmup_steps, alpha=0.0)
 
 
-def make_optimizer(name: str, schedule, *, momentum: float,
-                   weight_decay: float) -> keras.optimizers.Optimizer:
-  """SGD with Nesterov momentum or AdamW; no weight decay on biases and norms."""
+def make_optimizer(name: str, schedule, *, momentum: float, weight_decay: float,
+                   ema_momentum: float = 0.0) -> keras.optimizers.Optimizer:
+  """SGD with Nesterov momentum or AdamW; no weight decay on biases and norms.
+
+  `ema_momentum` > 0 keeps an exponential moving average of the trainable
+  weights, updated every step (Keras's `use_ema`); `loop.train` validates and
+  keeps it in place of the weights being trained.
+  """
+  ema = dict(use_ema=ema_momentum > 0, ema_momentum=ema_momentum or 0.99)
   if name == 'sgd':
     optimizer = keras.optimizers.SGD(
         learning_rate=schedule, momentum=momentum, nesterov=True,
-        weight_decay=weight_decay or None)
+        weight_decay=weight_decay or None, **ema)
   elif name == 'adamw':
     optimizer = keras.optimizers.AdamW(learning_rate=schedule,
-                                       weight_decay=weight_decay)
+                                       weight_decay=weight_decay, **ema)
   else:
     raise ValueError(f'Unknown optimizer {name!r}: use sgd or adamw.')
   if weight_decay:
