@@ -23,31 +23,30 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
   resized (bilinear). Bytes that are not an image raise InvalidArgumentError,
   so a serving request carrying them fails instead of being classified; so
   does an image whose header declares more pixels than
-  `components.image_header` allows, before anything is decoded.
+  `components.image_header` allows, before anything is decoded. The PNG, GIF
+  and BMP headers are read for the whole batch at once; a JPEG's SOFn marker
+  can be anywhere, so its size is read per image, just before it is decoded.
   """
   encoded = tf.reshape(encoded, [-1])
+  with tf.control_dependencies([_refuse_large(*_declared_size(encoded))]):
+    encoded = tf.identity(encoded)
+  is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), _JPEG)
 
-  def decode_one(data: tf.Tensor) -> tf.Tensor:
-    width, height, frames = _declared_size(data)
-    small = tf.logical_and(
-        tf.logical_and(width <= MAX_IMAGE_SIDE, height <= MAX_IMAGE_SIDE),
-        width * height * frames <= MAX_PIXELS)
-    refuse = tf.debugging.Assert(small, [
-        f'the image header declares more than {MAX_IMAGE_SIDE}x'
-        f'{MAX_IMAGE_SIDE} pixels (width, height, frames at most):', width,
-        height, frames], name='image_size_check')
-    with tf.control_dependencies([refuse]):
-      data = tf.identity(data)
-    # JPEG with the accurate integer IDCT, as PIL decodes it (ExampleGen
-    # keeps JPEG bytes; the ImageValidator and bench/accuracy_curve.py read
-    # them with PIL): TensorFlow's default, the fast IDCT, was off by one
-    # level on 65% of the values of the CIFAR-10 JPEGs.
-    image = tf.cond(
-        tf.equal(tf.strings.substr(data, 0, 3), b'\xff\xd8\xff'),
-        lambda: tf.io.decode_jpeg(data, channels=CHANNELS,
-                                  dct_method='INTEGER_ACCURATE'),
-        lambda: tf.io.decode_image(data, channels=CHANNELS,
-                                   expand_animations=False))
+  def decode_one(args) -> tf.Tensor:
+    data, jpeg = args
+
+    def from_jpeg() -> tf.Tensor:
+      shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+      with tf.control_dependencies([_refuse_large(shape[1], shape[0], 1)]):
+        # The accurate integer IDCT, as PIL decodes (ExampleGen keeps JPEG
+        # bytes; the ImageValidator and bench/accuracy_curve.py read them
+        # with PIL): TensorFlow's default, the fast IDCT, was off by one
+        # level on 65% of the values of the CIFAR-10 JPEGs.
+        return tf.io.decode_jpeg(data, channels=CHANNELS,
+                                 dct_method='INTEGER_ACCURATE')
+
+    image = tf.cond(jpeg, from_jpeg, lambda: tf.io.decode_image(
+        data, channels=CHANNELS, expand_animations=False))
     image = tf.image.convert_image_dtype(image, tf.float32)
     size = tf.shape(image)[:2]
     image = tf.cond(
@@ -57,49 +56,57 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
     return tf.ensure_shape(image, [IMAGE_SIZE, IMAGE_SIZE, CHANNELS])
 
   return tf.map_fn(
-      decode_one, encoded,
+      decode_one, (encoded, is_jpeg),
       fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, CHANNELS],
                                         tf.float32))
 
 
-def _declared_size(data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-  """(width, height, frames at most), int64, that one image's header declares,
-  read as `components.image_header.declared_size` reads it; zeros for bytes
-  that are no PNG/GIF/BMP (decode_image rejects those) and JPEG's from
-  tf.image.extract_jpeg_shape, which reads its header only."""
-  head = tf.strings.substr(tf.strings.join([data, tf.constant(b'\0' * 32)]), 0, 32)
-  b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+_JPEG = b'\xff\xd8\xff'
+
+
+def _refuse_large(width, height, frames) -> tf.Operation:
+  """Fails the graph (InvalidArgumentError) if any declared size is too large."""
+  small = tf.logical_and(
+      tf.logical_and(width <= MAX_IMAGE_SIDE, height <= MAX_IMAGE_SIDE),
+      width * height * frames <= MAX_PIXELS)
+  return tf.debugging.Assert(tf.reduce_all(small), [
+      f'the image header declares more than {MAX_IMAGE_SIDE}x'
+      f'{MAX_IMAGE_SIDE} pixels (width, height, frames at most):', width,
+      height, frames], name='image_size_check')
+
+
+def _declared_size(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """(width, height, frames at most), int64 [B], that each PNG, GIF or BMP
+  header of the batch declares, read as `components.image_header.declared_size`
+  reads it; (0, 0, 1) for other bytes (JPEG's size is read by decode_images,
+  and decode_image rejects what is no image)."""
+  head = tf.strings.substr(tf.strings.join([encoded, tf.constant(b'\0' * 32)]),
+                           0, 32)
+  b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)  # [B, 32]
 
   def unsigned(first: int, size: int, big: bool) -> tf.Tensor:
     order = range(size) if big else range(size - 1, -1, -1)
-    value = tf.constant(0, tf.int64)
+    value = tf.zeros_like(b[:, 0])
     for i in order:
-      value = value * 256 + b[first + i]
+      value = value * 256 + b[:, first + i]
     return value
 
   def signed32(first: int) -> tf.Tensor:
     value = unsigned(first, 4, False)
     return tf.abs(tf.where(value >= 2 ** 31, value - 2 ** 32, value))
 
-  def gif_frames() -> tf.Tensor:
-    v = tf.io.decode_raw(data, tf.uint8)
-    pairs = tf.logical_and(tf.equal(v[:-1], 0), tf.equal(v[1:], 0x2C))
-    return tf.reduce_sum(tf.cast(pairs, tf.int64)) + 1
-
-  def jpeg() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
-    return shape[1], shape[0], tf.constant(1, tf.int64)
-
-  one, zero = tf.constant(1, tf.int64), tf.constant(0, tf.int64)
-  start3, start2 = tf.strings.substr(data, 0, 3), tf.strings.substr(data, 0, 2)
-  return tf.case([
-      (tf.equal(start3, b'\x89PN'),
-       lambda: (unsigned(16, 4, True), unsigned(20, 4, True), one)),
-      (tf.equal(start3, b'GIF'),
-       lambda: (unsigned(6, 2, False), unsigned(8, 2, False), gif_frames())),
-      (tf.equal(start2, b'BM'), lambda: (signed32(18), signed32(22), one)),
-      (tf.equal(start3, b'\xff\xd8\xff'), jpeg)],
-      default=lambda: (zero, zero, one), exclusive=True)
+  start3 = tf.strings.substr(encoded, 0, 3)
+  png, gif = tf.equal(start3, b'\x89PN'), tf.equal(start3, b'GIF')
+  bmp = tf.equal(tf.strings.substr(encoded, 0, 2), b'BM')
+  zero = tf.zeros_like(b[:, 0])
+  width = tf.where(png, unsigned(16, 4, True), tf.where(
+      gif, unsigned(6, 2, False), tf.where(bmp, signed32(18), zero)))
+  height = tf.where(png, unsigned(20, 4, True), tf.where(
+      gif, unsigned(8, 2, False), tf.where(bmp, signed32(22), zero)))
+  # Every GIF frame after the first starts with the bytes 00 2C.
+  gif_pieces = tf.strings.split(tf.where(gif, encoded, b''), sep=b'\x00\x2c')
+  frames = tf.where(gif, gif_pieces.row_lengths(), tf.ones_like(zero))
+  return width, height, frames
 
 
 def preprocessing_fn(inputs, custom_config=None):

@@ -76,6 +76,15 @@ def _lock(root: str):
   return handle
 
 
+def _set_level_when_changed(logger: logging.Logger):
+  set_level = logger.setLevel
+
+  def set_level_when_changed(level):
+    if level != logger.level:
+      set_level(level)
+  return set_level_when_changed
+
+
 def locations(config: PipelineConfig) -> dict:
   """`create_pipeline`'s locations on this machine: folders under the root,
   the serving folder and the checkout's schema, as absolute paths."""
@@ -121,6 +130,13 @@ def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
   # absl.logging.set_verbosity), which would silence the component lines.
   absl_logger = logging.getLogger('absl')
   absl_logger.setLevel = lambda level: None
+  # Beam pickles each DoFn, coder and bundle descriptor with dill, and sets
+  # dill's logger to WARNING after each (dill_pickler.dumps/loads). Every
+  # Logger.setLevel clears the caches of all the ~1,000 loggers TensorFlow and
+  # TFX create: 0.19 ms, about 5,700 times from ingestion through Transform.
+  # Setting the level it already has needs no clearing.
+  dill_logger = logging.getLogger('dill')
+  dill_logger.setLevel = _set_level_when_changed(dill_logger)
   try:
     pipeline = create_pipeline(config, source=source, **locations(config))
     tfx.orchestration.LocalDagRunner().run(pipeline)
@@ -133,7 +149,7 @@ def run(config: PipelineConfig, source, echo=print) -> runs.RunRecord:
       raise found from None
     raise
   finally:
-    del absl_logger.setLevel
+    del absl_logger.setLevel, dill_logger.setLevel
     for logger, handlers, level, propagate in saved:
       logger.handlers[:], logger.level, logger.propagate = (
           handlers, level, propagate)

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from components.ingest.errors import DataError
 from components.cifar10 import IMAGE_SIZE
+from components.jpeg_pixels import rgb_pixels
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg')
 CONVERTED_MODES = {'L': 'grayscale', 'LA': 'grayscale', '1': 'grayscale',
@@ -61,6 +62,8 @@ def encoded_image(image: Image.Image | bytes, where: str,
   """The encoded bytes of a 32x32 RGB image: a file's own bytes when they
   already are an 8-bit RGB PNG or JPEG, else PNG; raises DataError naming
   `where`."""
+  if isinstance(image, bytes) and rgb_pixels(image, IMAGE_SIZE) is not None:
+    return image  # a colour 32x32 JPEG that decodes whole: PIL's verdict too
   try:
     if isinstance(image, bytes):
       with Image.open(io.BytesIO(image)) as opened:
