@@ -17,6 +17,7 @@ import struct
 
 MAX_IMAGE_SIDE = 4096  # px; a larger image is refused before it is decoded
 MAX_PIXELS = MAX_IMAGE_SIDE * MAX_IMAGE_SIDE
+JPEG_START = b'\xff\xd8\xff'  # SOI and the first marker's 0xFF
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE,
         0xCF}
 
@@ -34,7 +35,7 @@ def declared_size(data: bytes) -> tuple[str, int, int, int] | None:
     if data[:2] == b'BM':
       width, height = struct.unpack('<ii', data[18:26])
       return 'BMP', abs(width), abs(height), 1
-    if data[:3] == b'\xff\xd8\xff':
+    if data[:3] == JPEG_START:
       width, height = _jpeg_size(data)
       return 'JPEG', width, height, 1
   except (struct.error, IndexError):

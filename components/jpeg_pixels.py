@@ -1,6 +1,6 @@
 """The pixels of a colour JPEG as PIL decodes them, about 6x faster.
 
-A leaf module. Called by `components.ingest.images` (every image is decoded
+Called by `components.ingest.images` (every image is decoded
 once at ingestion, to reject a file that does not decode whole) and by
 `components.image_checks` (the ImageValidator's pixels), on their common case:
 a three-component JPEG of the expected size. Anything else (another format or
@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 import simplejpeg
 
-JPEG_START = b'\xff\xd8\xff'
+from components.image_header import JPEG_START
+
 _COLOUR = ('YCbCr', 'RGB')  # three-component JPEGs: PIL's mode RGB
 
 

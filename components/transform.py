@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.cifar10 import CHANNELS, IMAGE_KEY, IMAGE_SIZE, LABEL_KEY
-from components.image_header import MAX_IMAGE_SIDE, MAX_PIXELS
+from components.image_header import JPEG_START, MAX_IMAGE_SIDE, MAX_PIXELS
 
 
 def decode_images(encoded: tf.Tensor) -> tf.Tensor:
@@ -30,7 +30,7 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
   encoded = tf.reshape(encoded, [-1])
   with tf.control_dependencies([_refuse_large(*_declared_size(encoded))]):
     encoded = tf.identity(encoded)
-  is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), _JPEG)
+  is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), JPEG_START)
 
   def decode_one(args) -> tf.Tensor:
     data, jpeg = args
@@ -59,9 +59,6 @@ def decode_images(encoded: tf.Tensor) -> tf.Tensor:
       decode_one, (encoded, is_jpeg),
       fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, CHANNELS],
                                         tf.float32))
-
-
-_JPEG = b'\xff\xd8\xff'
 
 
 def _refuse_large(width, height, frames) -> tf.Operation:
