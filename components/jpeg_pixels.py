@@ -11,9 +11,9 @@ simplejpeg calls libjpeg-turbo, the library PIL decodes JPEG with, with
 PIL's settings (the accurate integer IDCT, fancy upsampling), so the pixels
 are PIL's exactly (tests/components/test_jpeg_pixels.py), which is also what
 Transform's graph decodes (`components.transform.decode_images`). A CIFAR-10
-JPEG took 16 us against PIL's 104 (open, load, to array; 10,000 images side by
-side). The header is read first: nothing larger than `side` x `side` is
-decoded.
+JPEG took 16 us against PIL's 104 (open, load, to array; 10,000 images
+interleaved: bench/RESULTS.md). The header is read first: nothing larger
+than `side` x `side` is decoded.
 """
 
 from __future__ import annotations
