@@ -34,7 +34,7 @@ def make_optimizer(name: str, schedule, *, momentum: float, weight_decay: float,
   weights, updated every step (Keras's `use_ema`); `loop.train` validates and
   keeps it in place of the weights being trained.
   """
-  ema = dict(use_ema=ema_momentum > 0, ema_momentum=ema_momentum or 0.99)
+  ema = dict(use_ema=True, ema_momentum=ema_momentum) if ema_momentum else {}
   if name == 'sgd':
     optimizer = keras.optimizers.SGD(
         learning_rate=schedule, momentum=momentum, nesterov=True,

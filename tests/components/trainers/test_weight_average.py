@@ -23,7 +23,7 @@ MOMENTUM = 0.8
 
 
 def _model():
-  keras.utils.set_random_seed(0)
+  keras.utils.set_random_seed(1)
   return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),
                            keras.layers.GlobalAveragePooling2D(),
                            keras.layers.Dense(10, activation='softmax')])
