@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from components import fileio
-from components.ingest import download, limits as limits_lib, pickles, trees
+from components.ingest import checked, download, limits as limits_lib, pickles, trees
 from components.ingest.config import Limits
 from components.ingest.errors import DataError, find_data_error
 from components.ingest.images import Conversions
@@ -149,6 +149,10 @@ def _detect(path: str, cache: str, limits: Limits) -> Source:
     raise _unusable(f'{path} is neither CIFAR-10 batches nor an image tree', cache)
   if not fileio.is_remote(path) and not os.path.isfile(path):  # a FIFO would hang
     raise _unusable(f'{path} is not a regular file or folder', cache)
+  memo = None if fileio.is_remote(path) else checked.key(path, limits)
+  kind = memo and checked.recall(cache, memo, ('pickle_archive', 'image_archive'))
+  if kind:
+    return Source(kind, path)
   try:
     with fileio.open_tar(path, 'r:*') as tar:
       members = list(limits_lib.members(tar, path, limits))
@@ -159,6 +163,8 @@ def _detect(path: str, cache: str, limits: Limits) -> Source:
     raise _unusable(f'{path} holds neither CIFAR-10 batches nor an image tree', cache)
   if layout[0] == 'image_archive':
     trees.check_tree('image_archive', path, members, limits)
+  if memo:
+    checked.remember(cache, memo, layout[0])
   return Source(layout[0], path)
 
 

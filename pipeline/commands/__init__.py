@@ -50,8 +50,11 @@ def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
   return config_lib.validate(config)
 
 
-def quiet_imports() -> None:
-  """Cuts TensorFlow's and Google's start-up chatter before they are imported."""
+def prepare_imports() -> None:
+  """Before TensorFlow and TFX are imported: cuts their and Google's start-up
+  chatter, and defers TFX's Google Cloud extensions (`pipeline.tfx_imports`)."""
+  from pipeline import tfx_imports
+  tfx_imports.defer_extensions()
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   os.environ.setdefault('GRPC_VERBOSITY', 'ERROR')
   warnings.filterwarnings('ignore', category=FutureWarning)

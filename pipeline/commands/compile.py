@@ -13,7 +13,7 @@ import time
 
 from pipeline import config as config_lib
 from pipeline.commands import (UserError, add_config_arguments, build_config,
-                               quiet_imports)
+                               prepare_imports)
 
 # option dest -> the KubeflowConfig field it sets
 _KUBEFLOW_OPTIONS = {'image': 'image', 'pipeline_root': 'pipeline_root',
@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
   notes = kubeflow.check(config)
   kubeflow.pod_source(config)
   check_output(args.output)
-  quiet_imports()
+  prepare_imports()
   start = time.time()
   spec = kubeflow.compile_spec(config, args.output)
   print(f'Wrote {args.output}: {len(spec["root"]["dag"]["tasks"])} nodes, '

@@ -22,7 +22,7 @@ import re
 import tempfile
 import time
 
-from pipeline.commands import UserError, quiet_imports
+from pipeline.commands import UserError, prepare_imports
 from pipeline.commands.compile import (add_kubeflow_arguments, check_output,
                                       kubeflow_config)
 from pipeline.config import KubeflowConfig
@@ -182,7 +182,7 @@ def main(args: argparse.Namespace) -> int:
   if args.output:
     check_output(args.output)
   config.kubeflow.host = config.kubeflow.host.rstrip('/')
-  quiet_imports()
+  prepare_imports()
   k, where = config.kubeflow, _where(config.kubeflow)
   client = connect(k)
   print(f'Kubeflow Pipelines at {where}: reachable.', flush=True)

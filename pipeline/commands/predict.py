@@ -20,7 +20,7 @@ import sys
 
 from components import image_header
 from pipeline import config as config_lib
-from pipeline.commands import UserError, quiet_imports
+from pipeline.commands import UserError, prepare_imports
 
 MAX_IMAGE_BYTES = 20_000_000  # a larger file is refused unread
 
@@ -133,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
     raise UserError(f'--top-k must lie between 1 and '
                     f'{len(config_lib.CLASS_NAMES)}, got {args.top_k}.')
   folder = resolve_model(args.model)
-  quiet_imports()
+  prepare_imports()
   import tensorflow as tf
   try:
     serve = tf.saved_model.load(folder).signatures['serving_default']

@@ -14,7 +14,7 @@ import time
 import webbrowser
 
 from pipeline import runs
-from pipeline.commands import UserError, quiet_imports
+from pipeline.commands import UserError, prepare_imports
 from pipeline.commands.runs import DEFAULT_ROOT, metadata_path
 
 
@@ -49,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
                                     not os.access(folder, os.W_OK)):
     raise UserError(f'Cannot write {args.output}: choose a writable file path '
                     'with --output.')
-  quiet_imports()
+  prepare_imports()
   logging.getLogger('tensorflow').setLevel(logging.ERROR)
   from pipeline import report
   start = time.time()

@@ -11,7 +11,7 @@ import importlib
 import time
 
 from pipeline import config as config_lib
-from pipeline.commands import add_config_arguments, build_config, quiet_imports
+from pipeline.commands import add_config_arguments, build_config, prepare_imports
 
 
 def register(commands) -> None:
@@ -52,7 +52,7 @@ def preflight(config: config_lib.PipelineConfig) -> None:
 
 def main(args: argparse.Namespace) -> int:
   config = build_config(args)
-  quiet_imports()
+  prepare_imports()
   from components.ingest import sources
   source = sources.resolve_source(config.data.source, config.data.cache_dir,
                                   config.data.limits())

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.ingest import download, sources
+from components.ingest import checked, download, sources
 from components.ingest.sources import DataError, Source
 from tests.components.ingest.conftest import FRACTION, read
 
@@ -207,7 +207,8 @@ def test_url_downloads_once_into_the_cache(server, pickle_data, tmp_path):
     assert got.read() == want.read()
   assert sources.resolve_source(url, str(cache)) == source
   assert server.requests == 1  # the cached copy was used
-  assert os.listdir(cache) == [os.path.basename(entry)]  # no temporary left
+  assert sorted(os.listdir(cache)) == sorted([os.path.basename(entry),  # no
+                                             checked.MEMO_FILE])  # temporary left
 
 
 def test_failed_download_leaves_nothing(server, tmp_path):
