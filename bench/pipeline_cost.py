@@ -8,7 +8,9 @@ Runs the real DAG with token Trainers (one step each, VGG16 from random
 weights: their cost is not what this measures) on all the data at --data,
 prints the wall time of each component and its share of the run, then times a
 plain batched inference of each exported SavedModel over the same test
-examples the Evaluators read (what `model.evaluate` does for a Keras model),
+examples the Evaluators read (what `model.evaluate` does for a Keras model;
+the median of --passes passes, each printed: one pass moved by up to 40%
+between runs on a shared machine),
 a second, identical run in this process that should come from cache, and
 the same again as a user runs it: `cifar10-tfx run` in a fresh process, end
 to end (imports included). Ends with one line:
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,8 +44,10 @@ TOKEN = ('epochs=1', 'steps_per_epoch=1', 'batch_size=32', 'head_epochs=0',
 
 
 def plain_inference_seconds(saved_model_dir: str, examples_glob: str,
-                            batch_size: int) -> tuple[float, float, int]:
-  """(seconds, accuracy, n) of the serving signature over the raw examples."""
+                            batch_size: int, passes: int
+                            ) -> tuple[list[float], float, int]:
+  """([seconds of each pass], accuracy, n) of the serving signature over the
+  raw examples."""
   import numpy as np
   import tensorflow as tf
   files = sorted(glob.glob(examples_glob))
@@ -54,10 +59,12 @@ def plain_inference_seconds(saved_model_dir: str, examples_glob: str,
   model = tf.saved_model.load(saved_model_dir)
   serve = model.signatures['serving_default']
   serve(examples=next(iter(dataset)))  # warm-up: tracing, first allocations
-  start = time.perf_counter()
-  predicted = np.concatenate([serve(examples=batch)['class_ids'].numpy()
-                              for batch in dataset])
-  seconds = time.perf_counter() - start
+  seconds = []
+  for _ in range(passes):
+    start = time.perf_counter()
+    predicted = np.concatenate([serve(examples=batch)['class_ids'].numpy()
+                                for batch in dataset])
+    seconds.append(time.perf_counter() - start)
   return seconds, float((predicted == truth).mean()), len(truth)
 
 
@@ -66,6 +73,8 @@ def main(argv=None) -> int:
   parser.add_argument('--data', required=True)
   parser.add_argument('--root', help='default: a temporary folder')
   parser.add_argument('--set', dest='overrides', action='append', default=[])
+  parser.add_argument('--passes', type=int, default=3,
+                      help='plain inference passes per model (their median counts)')
   args = parser.parse_args(argv)
 
   config = config_lib.preset('full')
@@ -96,13 +105,15 @@ def main(argv=None) -> int:
   ratios = []
   for name in config.models:
     model_uri = record.node(f'Trainer_{name}').outputs['model'][0].uri
-    seconds, accuracy, n = plain_inference_seconds(
+    passes, accuracy, n = plain_inference_seconds(
         os.path.join(model_uri, 'Format-Serving'), test_glob,
-        config.evaluation.batch_size)
+        config.evaluation.batch_size, args.passes)
+    seconds = statistics.median(passes)
     evaluator = record.node(f'Evaluator_{name}').seconds
     ratios.append(evaluator / seconds)
     print(f'{name}: Evaluator {evaluator:.1f} s, plain inference {seconds:.1f} s '
-          f'on {n} test images (accuracy {accuracy:.4f}), ratio {ratios[-1]:.2f}')
+          f'(median of {", ".join(f"{p:.1f}" for p in passes)}) on {n} test '
+          f'images (accuracy {accuracy:.4f}), ratio {ratios[-1]:.2f}')
 
   start = time.time()
   again = local.run(config, source, echo=print)
