@@ -115,8 +115,9 @@ def create_pipeline(config: PipelineConfig, *, source, pipeline_root: str,
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         eval_config=evaluation.eval_config(
-            config.evaluation.accuracy_threshold),
+            config.evaluation.accuracy_threshold, config.evaluation.batch_size),
         example_splits=['test'],
+        module_path=evaluation.EXTRACTORS_MODULE,
     ).with_id(evaluator_id(name))
     candidates[name] = (trainer.outputs['model'],
                         evaluator.outputs['evaluation'],

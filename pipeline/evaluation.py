@@ -4,7 +4,9 @@ Called by `pipeline.create.create_pipeline`; read back by
 `components/selector.py` (the metric named `accuracy`) and by the run
 summary. Accuracy, loss and per-class precision/recall are the native
 metrics of `components.tfma_metrics` (what each costs: bench/RESULTS.md); the
-confusion matrix is TFMA's own plot, which they derive from.
+confusion matrix is TFMA's own plot, which they derive from. The model is
+called on batches of `inference_batch_size` by the extractors of
+`components.tfma_extractors` (the Evaluator's `module_path`).
 """
 
 from __future__ import annotations
@@ -16,15 +18,19 @@ from components.fingerprint import code_fingerprint
 
 PREDICTION_KEY = 'probabilities'
 METRICS_MODULE = 'components.tfma_metrics'
+EXTRACTORS_MODULE = 'components.tfma_extractors'  # the Evaluator's module_path
 
 
-def eval_config(accuracy_threshold: float, num_classes: int = NUM_CLASSES):
+def eval_config(accuracy_threshold: float, batch_size: int,
+                num_classes: int = NUM_CLASSES):
+  """The EvalConfig of every Evaluator: `batch_size` examples per call of the
+  model (`evaluation.batch_size`)."""
   import tensorflow_model_analysis as tfma
-  fingerprint = code_fingerprint(METRICS_MODULE)
+  fingerprint = code_fingerprint(METRICS_MODULE, EXTRACTORS_MODULE)
 
   def ours(class_name: str, threshold=None, **config):
-    """A metric of METRICS_MODULE; its code fingerprint re-runs the Evaluator
-    when that code changes."""
+    """A metric of METRICS_MODULE; the code fingerprint (of it and of
+    EXTRACTORS_MODULE) re-runs the Evaluator when that code changes."""
     return tfma.MetricConfig(
         class_name=class_name, module=METRICS_MODULE, threshold=threshold,
         config=json.dumps({**config, 'code_fingerprint': fingerprint}))
@@ -43,6 +49,7 @@ def eval_config(accuracy_threshold: float, num_classes: int = NUM_CLASSES):
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(signature_name='serving_default',
                                   label_key=LABEL_KEY,
-                                  prediction_key=PREDICTION_KEY)],
+                                  prediction_key=PREDICTION_KEY,
+                                  inference_batch_size=batch_size)],
       slicing_specs=[tfma.SlicingSpec()],
       metrics_specs=[metrics])

@@ -1,0 +1,117 @@
+"""TFX's Evaluator with the extractors of components/tfma_extractors.py: the
+model is called on batches of `inference_batch_size`, and the evaluation is
+the one TFMA's default extractors make (run side by side, here, through
+TFX's Evaluator executor in Beam's DirectRunner, as the pipeline runs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip('tensorflow')
+tfma = pytest.importorskip('tensorflow_model_analysis')
+
+from pipeline import evaluation  # noqa: E402
+
+EXAMPLES = 700
+
+
+@pytest.fixture(scope='module')
+def artifacts(tmp_path_factory):
+  """(examples dir, model dir): test examples whose image's first byte decides
+  what a tiny SavedModel predicts (right for about half of them)."""
+  base = tmp_path_factory.mktemp('evaluator')
+  rng = np.random.default_rng(0)
+  split = base / 'examples' / 'Split-test'
+  split.mkdir(parents=True)
+  with tf.io.TFRecordWriter(str(split / 'data.gz'), 'GZIP') as writer:
+    for _ in range(EXAMPLES):
+      label = int(rng.integers(10))
+      first = label if rng.random() < 0.5 else int(rng.integers(256))
+      feature = {
+          'image': tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[bytes([first]) + rng.bytes(20)])),
+          'label': tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+      writer.write(tf.train.Example(features=tf.train.Features(
+          feature=feature)).SerializeToString())
+
+  class Model(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+    def serve(self, examples):
+      image = tf.io.parse_example(
+          examples, {'image': tf.io.FixedLenFeature([], tf.string)})['image']
+      ids = tf.strings.unicode_decode(tf.strings.substr(image, 0, 1), 'ISO-8859-1')
+      ids = tf.cast(ids.to_tensor()[:, 0] % 10, tf.int32)
+      probabilities = tf.one_hot(ids, 10, 0.91, 0.01)
+      return {'probabilities': probabilities, 'class_ids': ids,
+              'classes': tf.strings.as_string(ids)}
+
+  model = Model()
+  serving = base / 'model' / 'Format-Serving'
+  tf.saved_model.save(model, str(serving),
+                      signatures={'serving_default': model.serve.get_concrete_function()})
+  return str(base / 'examples'), str(base / 'model')
+
+
+def evaluate(artifacts, out, module_path: str | None, batch_size: int,
+             monkeypatch) -> tuple[dict, list[int]]:
+  """({metric: value} of the overall slice, model call batch sizes)."""
+  from tensorflow_model_analysis.utils import model_util, util
+  from tfx.components.evaluator.executor import Executor
+  from tfx.types import standard_artifacts
+  from tfx.utils import proto_utils
+
+  calls = []
+  process = model_util.ModelSignaturesDoFn._batch_reducible_process
+
+  def recorded(self, element):
+    calls.append(util.batch_size(element))
+    return process(self, element)
+  monkeypatch.setattr(model_util.ModelSignaturesDoFn, '_batch_reducible_process',
+                      recorded)
+  examples = standard_artifacts.Examples()
+  examples.uri, examples.split_names = artifacts[0], json.dumps(['test'])
+  model = standard_artifacts.Model()
+  model.uri = artifacts[1]
+  outputs = {'evaluation': standard_artifacts.ModelEvaluation(),
+             'blessing': standard_artifacts.ModelBlessing()}
+  for name, artifact in outputs.items():
+    artifact.uri = os.path.join(out, name)
+    os.makedirs(artifact.uri)
+  properties = {
+      'eval_config': proto_utils.proto_to_json(
+          evaluation.eval_config(0.3, batch_size)),
+      'example_splits': json.dumps(['test']),
+      'fairness_indicator_thresholds': 'null'}
+  if module_path:
+    properties['module_path'] = module_path
+  Executor().Do({'examples': [examples], 'model': [model]},
+                {name: [artifact] for name, artifact in outputs.items()},
+                properties)
+  result = tfma.load_eval_result(outputs['evaluation'].uri)
+  (_, metrics), = result.slicing_metrics
+  blessed = os.listdir(outputs['blessing'].uri)
+  return {'metrics': metrics, 'blessing': blessed}, calls
+
+
+def test_the_model_sees_batches_of_the_set_size_and_the_evaluation_is_unchanged(
+    artifacts, tmp_path, monkeypatch):
+  default, default_calls = evaluate(artifacts, str(tmp_path / 'a'), None, 256,
+                                    monkeypatch)
+  batched, calls = evaluate(artifacts, str(tmp_path / 'b'),
+                            evaluation.EXTRACTORS_MODULE, 256, monkeypatch)
+  assert calls[-3:] == [256, 256, EXAMPLES - 512]
+  assert sum(default_calls) >= EXAMPLES  # TFMA's own batches, left to Beam
+  assert batched == default
+  accuracy = default['metrics']['']['']['accuracy']['doubleValue']
+  assert 0.4 < accuracy < 0.7 and default['blessing'] == ['BLESSED']
+
+
+def test_batch_size_zero_leaves_the_batches_to_beam(artifacts, tmp_path,
+                                                    monkeypatch):
+  _, calls = evaluate(artifacts, str(tmp_path / 'c'),
+                      evaluation.EXTRACTORS_MODULE, 0, monkeypatch)
+  assert sum(calls) == EXAMPLES and calls[:3] == [1, 1, 2]  # Beam's ramp from 1
