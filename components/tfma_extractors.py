@@ -44,7 +44,8 @@ def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
   prediction extractor replaces, had nothing to do."""
   predict = predictions_extractor.PredictionsExtractor(
       eval_config=eval_config, eval_shared_model=eval_shared_model)
-  batch_size = max(spec.inference_batch_size for spec in eval_config.model_specs)
+  batch_size = max((spec.inference_batch_size for spec in eval_config.model_specs),
+                   default=0)
   if batch_size > 0:
     predict = _in_batches(predict, batch_size)
   return tfma.default_extractors(

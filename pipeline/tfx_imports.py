@@ -49,13 +49,16 @@ class _Finder(importlib.abc.MetaPathFinder):
   """Answers the first import of EXTENSIONS (made by `tfx.v1`'s __init__, or
   on the way to one of its submodules) with the stand-in, then steps aside."""
 
+  done = False
+
   def find_spec(self, name, path, target=None):
-    if name != EXTENSIONS:
+    if name != EXTENSIONS or self.done:
       return None
-    sys.meta_path.remove(self)
+    self.done = True
     spec = importlib.machinery.PathFinder.find_spec(name, path)
     if spec is None or not spec.submodule_search_locations:
-      return spec  # not the layout this was written for: import it as is
+      return None  # not the layout this was written for: the usual finders
+    sys.meta_path.remove(self)  # safe here: the search stops at this spec
     spec.loader = _StandIn()  # keeps the real __path__ for submodules
     return spec
 
