@@ -12,8 +12,9 @@ memo says, so a stale entry can cost a later, longer error, never a read past
 a limit.
 
 The memo is a small JSON file in the data cache folder (`data.cache_dir`).
-It is read as untrusted input: at most `MAX_BYTES`, JSON only, entries that
-are not a known kind ignored. It is a speed-up only: a memo that cannot be
+It is read as untrusted input, through `limits.read_file` (a regular file
+inside the cache folder, at most `MAX_BYTES`), JSON only, entries that are
+not a known kind ignored. It is a speed-up only: a memo that cannot be
 read or written is ignored.
 """
 
@@ -27,7 +28,9 @@ import os
 import tempfile
 
 from components.fingerprint import code_fingerprint
+from components.ingest import limits as limits_lib
 from components.ingest.config import Limits
+from components.ingest.errors import DataError
 
 MEMO_FILE = 'cifar10-tfx-checked.json'
 MAX_ENTRIES = 32  # archives remembered; the oldest is forgotten first
@@ -50,11 +53,10 @@ def key(path: str, limits: Limits) -> str | None:
 
 
 def _read(cache: str) -> dict[str, str]:
-  try:
-    with open(os.path.join(cache, MEMO_FILE), 'rb') as f:
-      raw = f.read(MAX_BYTES + 1)
-    entries = json.loads(raw) if len(raw) <= MAX_BYTES else {}
-  except (OSError, ValueError):
+  try:  # a regular file in `cache`, at most MAX_BYTES: a FIFO never blocks
+    entries = json.loads(limits_lib.read_file(
+        os.path.join(cache, MEMO_FILE), cache, MAX_BYTES))
+  except (DataError, ValueError):
     return {}
   if not isinstance(entries, dict):
     return {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 
 import pytest
 
@@ -91,6 +92,20 @@ def test_a_forged_entry_cannot_name_a_kind_the_archive_is_not(
   (cache / checked.MEMO_FILE).write_text(json.dumps(forged))
   assert sources.resolve_source(archive, str(cache)).kind == 'image_archive'
   assert listings == [archive]
+
+
+def test_a_memo_that_is_a_fifo_is_not_waited_on(archive, tmp_path, listings):
+  cache = tmp_path / 'cache'
+  cache.mkdir()
+  os.mkfifo(cache / checked.MEMO_FILE)  # open() for reading would block
+  found = []
+  worker = threading.Thread(
+      target=lambda: found.append(sources.resolve_source(archive, str(cache))),
+      daemon=True)
+  worker.start()
+  worker.join(60)
+  assert not worker.is_alive(), 'resolve_source blocked on the memo'
+  assert found[0].kind == 'image_archive' and listings == [archive]
 
 
 def test_an_unwritable_cache_costs_only_the_speed_up(archive, tmp_path, listings):
