@@ -118,10 +118,6 @@ def main(argv=None) -> int:
   parser.add_argument('--peak-tflops', type=float, default=0.0,
                       help="the device's dense peak in the training dtype, for "
                            'the compute bound (0 = not printed)')
-  parser.add_argument('--whiten', default='', metavar='LAYER',
-                      help='initialise LAYER (e.g. conv1) to whiten image '
-                      "patches of the training split (airbench's init); "
-                      'it trains on from there')
   parser.add_argument('--deadline-s', type=float, default=0.0,
                       help='stop before an epoch that would end after this '
                            'many seconds of training (0 = never)')
@@ -131,7 +127,7 @@ def main(argv=None) -> int:
 
   import keras
 
-  from components.trainers import device, loop
+  from components.trainers import device, loop, whitening
 
   config = config_lib.preset(args.preset)
   for assignment in args.overrides:
@@ -166,11 +162,10 @@ def main(argv=None) -> int:
   module = importlib.import_module(trainer.module)
   built = module.build(trainer, mean, std)
   model = built.model
-  if args.whiten:
-    layer = model.get_layer(args.whiten)
-    layer.kernel.assign(curve_training.whitening_kernel(
-        x_train, tuple(layer.kernel.shape), seed=trainer.seed))
-    print(f'{args.whiten}: kernel whitens the training patches', flush=True)
+  if trainer.first_layer_init == 'whitening':  # as the Trainer's run_fn does
+    layer = whitening.whiten_first_convolution(
+        model, x_train[:whitening.MAX_IMAGES], seed=trainer.seed)
+    print(f'{layer}: starts whitening the training patches', flush=True)
   macs = forward_macs(model)
   steps = len(x_train) // trainer.batch_size
   steps -= steps % per_execution  # whole executions, as the Trainer runs them

@@ -46,34 +46,6 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
           raw.std(axis=(0, 1, 2)).astype('float32'))
 
 
-def whitening_kernel(images: np.ndarray, kernel: tuple[int, int, int, int],
-                     *, samples: int = 200_000, eps: float = 5e-4,
-                     seed: int = 0) -> np.ndarray:
-  """A first-layer kernel that whitens image patches (airbench's
-  `init_whitening_conv`): the leading eigenvectors of the covariance of
-  `samples` random patches of normalised `images`, each scaled by
-  1/sqrt(eigenvalue + eps), and their negatives. `kernel` is the layer's
-  (height, width, channels, filters), filters even and at most twice the
-  patch dimension; a channels-last Keras kernel comes back."""
-  height, width, channels, filters = kernel
-  dim = height * width * channels
-  if filters % 2 or filters > 2 * dim:
-    raise ValueError(f'{filters} filters cannot pair the {dim} patch directions.')
-  rng = np.random.default_rng(seed)
-  n, rows, cols = images.shape[:3]
-  index = rng.integers(0, n, samples)
-  top = rng.integers(0, rows - height + 1, samples)
-  left = rng.integers(0, cols - width + 1, samples)
-  patches = np.stack([images[index, top + i, left + j]
-                      for i in range(height) for j in range(width)], axis=1)
-  flat = patches.reshape(samples, dim).astype('float64')  # (i, j, channel) order
-  values, vectors = np.linalg.eigh(flat.T @ flat / samples)
-  order = np.argsort(values)[::-1][:filters // 2]
-  scaled = vectors[:, order] / np.sqrt(values[order] + eps)
-  both = np.concatenate([scaled, -scaled], axis=1)  # (dim, filters)
-  return both.reshape(height, width, channels, filters).astype('float32')
-
-
 def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500, *,
              mirror: bool = False) -> float:
   """Top-1 accuracy of `model` (inference mode) on one-hot `y`; `mirror`

@@ -21,7 +21,7 @@ from components.errors import UserError
 from components.image_checks import ImageValidationConfig
 from components.ingest.config import DataConfig
 from components.push import MODEL_NAME, ServingConfig
-from components.trainers import device  # imports no TensorFlow
+from components.trainers import checks as trainer_checks  # no TensorFlow
 from components.trainers.config import TrainerConfig
 
 __all__ = ['ConfigError', 'DataConfig', 'EvaluationConfig', 'ImageValidationConfig',
@@ -156,7 +156,7 @@ def preset(name: str) -> PipelineConfig:
 
 
 # Inclusive bounds of whole-number settings: sizes a machine can hold, counts
-# a run can finish. A trainer's keys are checked for every model.
+# a run can finish (a trainer's own: components/trainers/checks.py).
 _BOUNDS = {
     'data.train_per_class': (0, 10 ** 7), 'data.test_per_class': (0, 10 ** 7),
     'data.max_file_bytes': (1, 10 ** 9), 'data.max_batch_bytes': (1, 10 ** 10),
@@ -164,15 +164,6 @@ _BOUNDS = {
     'serving.check_examples': (1, 10_000), 'image_validation.report_examples':
     (0, 10_000), 'kubeflow.trainer_cpu': (0.1, 1024), 'kubeflow.trainer_memory_gb':
     (0.1, 65_536)}
-_TRAINER_BOUNDS = {
-    'epochs': (1, 10_000), 'batch_size': (1, 8192), 'input_size': (32, 512),
-    'steps_per_epoch': (0, 10 ** 7), 'head_epochs': (0, 10_000),
-    'early_stopping_patience': (0, 10_000), 'crop_padding': (0, 64),
-    'rotation_degrees': (0, 180), 'learning_rate': (1e-12, 100),
-    'momentum': (0, 0.999999), 'ema_momentum': (0, 0.999999), 'fine_tune_lr_factor': (1e-9, 100),
-    'weight_decay': (0, 100), 'warmup_epochs': (0, 10_000), 'gpus': (0, 64),
-    'seed': (0, 2 ** 32 - 1)}
-
 
 def settings(config: PipelineConfig) -> Iterator[tuple[str, object]]:
   """(key as --set names it, value) of every leaf setting, models included."""
@@ -196,7 +187,7 @@ def validate(config: PipelineConfig) -> PipelineConfig:
   check(bool(config.models), 'No models configured: the pipeline needs one.')
   # The bounds come first: the checks below only test what bounds cannot.
   bounds = dict(_BOUNDS, **{f'{name}.{key}': limits for name in config.models
-                            for key, limits in _TRAINER_BOUNDS.items()})
+                            for key, limits in trainer_checks.BOUNDS.items()})
   for key, value in settings(config):
     check(not isinstance(value, float) or math.isfinite(value),
           f'{key} must be a finite number, got {value}.')
@@ -224,36 +215,11 @@ def validate(config: PipelineConfig) -> PipelineConfig:
         0 <= v.near_duplicate_bits <= 64, 'image_validation: class_balance_'
         'tolerance and report_examples must be >= 0, near_duplicate_bits 0-64.')
   for name, t in config.models.items():
-    check(name.isidentifier(), f'Model name {name!r} must be an identifier.')
-    check(bool(t.module), f'{name}.module must name the trainer module.')
-    check(t.optimizer in ('sgd', 'adamw'),
-          f'{name}.optimizer must be sgd or adamw, got {t.optimizer!r}.')
-    check(0.0 <= t.dropout < 1.0, f'{name}.dropout must lie in [0, 1).')
-    check(0.0 <= t.label_smoothing < 1.0,
-          f'{name}.label_smoothing must lie in [0, 1).')
-    check(t.input_size >= 32 and t.input_size % 32 == 0,
-          f'{name}.input_size must be a multiple of 32 (32, 64, 96 ...).')
-    check(0 <= t.head_epochs < t.epochs or t.head_epochs == 0,
-          f'{name}.head_epochs must be smaller than {name}.epochs.')
-    _check_device_plan(check, name, t)
+    for message in trainer_checks.problems(name, t):
+      raise ConfigError(message)
   emulated = {t.devices.strip().lower() for t in config.models.values()
               if t.devices.strip().lower().startswith('emulated')}
   check(len(emulated) <= 1, 'The models share one process in the local runner: '
         f'give them the same emulated devices, not {sorted(emulated)}.')
   return config
 
-
-def _check_device_plan(check, name: str, t: TrainerConfig) -> None:
-  try:
-    replicas = device.parse_devices(t.devices)[1]
-  except ValueError as error:
-    replicas = 0
-    check(False, f'{name}.{error}')
-  check(t.policy in device.POLICIES,
-        f'{name}.policy must be one of {", ".join(device.POLICIES)}.')
-  check(t.jit_compile in device.SWITCHES,
-        f'{name}.jit_compile must be one of {", ".join(device.SWITCHES)}.')
-  check(t.steps_per_execution >= 0, f'{name}.steps_per_execution must be >= 0.')
-  check(replicas <= 1 or (t.jit_compile != 'true' and t.steps_per_execution <= 1),
-        f'{name}: with {replicas} replicas leave jit_compile and '
-        'steps_per_execution on auto (both fail under MirroredStrategy).')

@@ -64,7 +64,7 @@ def make_run_fn(build: Builder) -> Callable:
   def run_fn(fn_args) -> None:
     import tensorflow_transform as tft
 
-    from components.trainers import data, device, export
+    from components.trainers import data, device, export, whitening
     name = fn_args.custom_config['model_name']
     config = settings.from_json(TrainerConfig, fn_args.custom_config['settings'])
     checkpoints = checkpoint_dir(fn_args)
@@ -84,6 +84,10 @@ def make_run_fn(build: Builder) -> Callable:
               n_train, n_val, config.batch_size, plan.description)
     with plan.strategy.scope():
       built = build(config, mean, std)
+      if config.first_layer_init == 'whitening':
+        layer = whitening.whiten_first_convolution(built.model, data.images(
+            train_examples, whitening.MAX_IMAGES), seed=config.seed)
+        built.weights_origin += f'; {layer} starts whitening training patches'
     steps, per_execution = device.align_steps(
         config.steps_per_epoch or max(1, n_train // config.batch_size),
         plan.steps_per_execution)

@@ -33,6 +33,9 @@ class TrainerConfig:
   rotation_degrees: float = 0.0  # max random rotation, 0 = none
   input_size: int = IMAGE_SIZE  # px the network sees; images are resized to it
   weights: str = 'none'  # 'none', 'imagenet' or a path to a .h5/.weights.h5 file
+  # 'random' (the builder's initialiser) or 'whitening': the first convolution
+  # starts whitening patches of the training images (components/trainers/whitening.py)
+  first_layer_init: str = 'random'
   head_epochs: int = 0  # epochs training only the head on a frozen base
   fine_tune_lr_factor: float = 0.1  # learning rate of the full fine-tune phase
   require_weights: bool = False  # stop when the asked-for weights cannot be had

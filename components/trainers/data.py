@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from components.cifar10 import IMAGE_KEY, LABEL_KEY
@@ -56,6 +57,12 @@ def load_split(file_pattern, tft_output, num_classes: int) -> tf.data.Dataset:
 def count(dataset: tf.data.Dataset) -> int:
   """Counts elements; on a cached dataset this pass also fills the cache."""
   return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def images(examples: tf.data.Dataset, limit: int) -> np.ndarray:
+  """The first `limit` images of an unbatched (image, label) split, stacked."""
+  batches = examples.take(limit).map(lambda x, _: x).batch(PARSE_BATCH)
+  return np.concatenate(list(batches.as_numpy_iterator()))
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

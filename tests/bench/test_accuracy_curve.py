@@ -45,25 +45,3 @@ def test_bad_arguments_exit_with_usage(argv):
   with pytest.raises(SystemExit) as exit_info:
     accuracy_curve.main(argv)
   assert exit_info.value.code == 2
-
-
-def test_the_whitening_kernel_whitens_the_patches_it_keeps():
-  """A conv layer with the kernel maps patches of the images to outputs whose
-  first half is uncorrelated with unit variance (up to eps); the second half
-  is its negative."""
-  import curve_training
-  rng = np.random.default_rng(0)
-  mix = rng.normal(size=(3, 3))  # correlated channels, smooth in space
-  noise = rng.normal(size=(400, 34, 34, 3)) @ mix
-  images = (noise[:, :-2, :-2] + noise[:, 1:-1, 1:-1] + noise[:, 2:, 2:])[:, :32, :32]
-  kernel = curve_training.whitening_kernel(images, (5, 5, 3, 40), samples=50_000,
-                                           eps=1e-9)
-  assert kernel.shape == (5, 5, 3, 40)
-  np.testing.assert_allclose(kernel[..., 20:], -kernel[..., :20])
-  patches = np.stack([images[:, i:i + 5, j:j + 5].reshape(-1, 75)
-                      for i in range(0, 27, 3) for j in range(0, 27, 3)])
-  out = patches.reshape(-1, 75) @ kernel.reshape(75, 40)[:, :20]
-  covariance = np.cov(out, rowvar=False)
-  np.testing.assert_allclose(covariance, np.eye(20), atol=0.06)
-  with pytest.raises(ValueError, match='cannot pair'):
-    curve_training.whitening_kernel(images, (5, 5, 3, 152))

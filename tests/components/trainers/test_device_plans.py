@@ -85,9 +85,11 @@ def single_device_plans(tmp_path_factory, weights, pipeline_plans):
 @pytest.fixture(scope='module')
 def three_replica_plans(tmp_path_factory, weights, pipeline_plans):
   """3 replicas: AlexNet's batch 16, VGG16's 4 and the validation split's 20
-  images do not split evenly by default."""
+  images do not split evenly by default. AlexNet's conv1 starts whitening the
+  training patches (set inside the strategy's scope, on mirrored variables)."""
   return _run('run_fn', tmp_path_factory.mktemp('three'), {
-      'three_replicas': _settings(weights, 'emulated:3', {'batch_size': 16})},
+      'three_replicas': _settings(weights, 'emulated:3', {
+          'batch_size': 16, 'first_layer_init': 'whitening'})},
       transform=pipeline_plans['two_replicas']['transform'])
 
 
@@ -118,6 +120,14 @@ def test_each_trainer_was_killed_once_then_resumed_and_exported(plan):
     assert abs(validation['logged'] - validation['recomputed']) <= (
         1.0 / validation['images'] + 1e-6), validation
   print(f'{name}: {results["seconds"]:.0f} s')
+
+
+def test_the_whitened_first_layer_is_set_where_asked(three_replica_plans):
+  """The kernel run_fn set is recorded as the start of AlexNet's weights; that
+  it whitens is tests/components/trainers/test_whitening.py's to check."""
+  info = three_replica_plans['three_replicas']['models']['alexnet']['info']
+  assert info['weights_origin'] == 'random; conv1 starts whitening training patches'
+  assert info['config']['first_layer_init'] == 'whitening'
 
 
 def test_the_compile_settings_are_those_of_the_plan(plan):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.trainers import augment, data, device, loop, schedule
+from components.trainers import augment, checks, data, device, loop, schedule
 from pipeline.config import TrainerConfig
 
 
@@ -154,6 +154,27 @@ def test_each_epoch_has_its_own_data_order_so_a_resume_continues():
   from_start, resumed = firsts(0), firsts(1)
   assert from_start[3:] == resumed[:3]  # epoch 1 is epoch 1, however reached
   assert from_start[:3] != resumed[:3]
+
+
+def test_every_seed_the_settings_allow_shuffles_as_the_trainer_seeds_it():
+  """The Trainer sets the global seeds from `seed`, then shuffles per epoch
+  with a tensor op seed: TensorFlow fails on that pair when the global seed is
+  0 mod 2**31 - 1, which the settings' bounds keep out."""
+  examples = tf.data.Dataset.from_tensor_slices(
+      (tf.range(10, dtype=tf.float32), tf.range(10)))
+  low, high = checks.BOUNDS['seed']
+  try:
+    for seed in (low, high):
+      keras.utils.set_random_seed(seed)
+      batches = data.training_batches(examples, num_examples=10, batch_size=5,
+                                      steps=2, seed=seed)
+      assert sorted(np.concatenate([x for x, _ in batches.take(2)]).tolist()) == list(range(10))
+    keras.utils.set_random_seed(high + 1)
+    with pytest.raises(TypeError, match='as a Python `bool`'):
+      data.training_batches(examples, num_examples=10, batch_size=5, steps=2,
+                            seed=high + 1)
+  finally:
+    keras.utils.set_random_seed(42)
 
 
 def test_validation_pads_its_last_batch_with_weight_zero_examples():
