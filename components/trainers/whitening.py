@@ -4,7 +4,7 @@ Called by `components.trainers.base.run_fn` (inside TFX's Trainer) and by
 `bench/accuracy_curve.py` when a model's `first_layer_init` is 'whitening':
 after the builder returns the model, its first convolution's kernel is set
 from the training images (the Trainer's, after Transform's normalisation),
-then trains on from there. Numpy only, so the benchmarks under JAX use it too.
+then trains on from there. No TensorFlow: the benchmarks under JAX use it too.
 """
 
 from __future__ import annotations
