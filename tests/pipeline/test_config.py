@@ -25,6 +25,8 @@ def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
   assert (alexnet.epochs, alexnet.batch_size, alexnet.optimizer) == (4, 32, 'adamw')
   assert alexnet.learning_rate * alexnet.batch_size / 256 == pytest.approx(1e-3)
   assert (alexnet.dropout, alexnet.crop_padding, alexnet.warmup_epochs) == (0.25, 2, 0.4)
+  assert alexnet.first_layer_init == 'whitening'
+  assert full.models['alexnet'].first_layer_init == 'random'
   vgg16 = cpu.models['vgg16']
   assert (vgg16.input_size, vgg16.epochs, vgg16.head_epochs) == (32, 2, 1)
   assert vgg16.weights == 'imagenet' and not vgg16.require_weights
