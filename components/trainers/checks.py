@@ -11,7 +11,7 @@ from typing import Iterator
 
 from components.cifar10 import IMAGE_SIZE
 from components.trainers import device
-from components.trainers.config import TrainerConfig
+from components.trainers.config import DECAYS, TrainerConfig
 
 # Inclusive bounds of whole-number and real settings: sizes a machine can
 # hold, counts a run can finish.
@@ -43,6 +43,8 @@ def problems(name: str, t: TrainerConfig) -> Iterator[str]:
        f'{name}.input_size must be a multiple of 32 (32, 64, 96 ...).'),
       (0 <= t.head_epochs < t.epochs or t.head_epochs == 0,
        f'{name}.head_epochs must be smaller than {name}.epochs.'),
+      (t.decay in DECAYS,
+       f'{name}.decay must be {" or ".join(DECAYS)}, got {t.decay!r}.'),
       (t.first_layer_init in ('random', 'whitening'),
        f'{name}.first_layer_init must be random or whitening, got '
        f'{t.first_layer_init!r}.'),

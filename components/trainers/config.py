@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from components.cifar10 import IMAGE_SIZE
 
+DECAYS = ('cosine', 'linear')  # shapes of the learning rate's decay after the warm-up
+
 
 @dataclass
 class TrainerConfig:
@@ -24,7 +26,8 @@ class TrainerConfig:
   weight_decay: float = 5e-3  # per step, times the learning rate (Keras's decoupled form)
   label_smoothing: float = 0.1
   ema_momentum: float = 0.0  # Polyak average of the weights per step, validated and exported; 0 = off
-  warmup_epochs: float = 1.0  # linear warm-up, then cosine decay to zero
+  warmup_epochs: float = 1.0  # linear warm-up, then `decay` to zero
+  decay: str = 'cosine'  # shape of the decay to zero at the last step: 'cosine' or 'linear'
   dropout: float = 0.5  # in the dense head
   early_stopping_patience: int = 0  # epochs without val accuracy gain, 0 = off
   steps_per_epoch: int = 0  # 0 = one pass over the training split

@@ -129,7 +129,7 @@ def resumed_epoch(backup_dir: str) -> int:
 def compile_model(model, config: TrainerConfig, *, peak_lr: float,
                   total_steps: int, warmup_steps: int, jit_compile=False,
                   steps_per_execution: int = 1) -> None:
-  lr = schedule.warmup_cosine(peak_lr, total_steps, warmup_steps)
+  lr = schedule.warmup_decay(peak_lr, total_steps, warmup_steps, config.decay)
   model.compile(
       optimizer=schedule.make_optimizer(
           config.optimizer, lr, momentum=config.momentum,

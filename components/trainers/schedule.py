@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import keras
 
+from components.trainers.config import DECAYS
+
 REFERENCE_BATCH = 256  # the learning rate in the config is for this batch size
 
 
@@ -16,14 +18,40 @@ def peak_learning_rate(learning_rate: float, batch_size: int) -> float:
   return learning_rate * batch_size / REFERENCE_BATCH
 
 
-def warmup_cosine(peak: float, total_steps: int, warmup_steps: int):
-  """Linear warm-up from 0 to `peak`, then cosine decay to 0 at `total_steps`."""
+def warmup_decay(peak: float, total_steps: int, warmup_steps: int,
+                 decay: str = 'cosine'):
+  """Linear warm-up from 0 to `peak`, then `decay` (a cosine or a straight
+  line) down to 0 at `total_steps`. With no warm-up the first step is at
+  `peak`."""
+  if decay not in DECAYS:
+    raise ValueError(f'Unknown decay {decay!r}: use {" or ".join(DECAYS)}.')
   warmup_steps = max(0, min(warmup_steps, total_steps - 1))
+  if decay == 'linear':
+    return WarmupLinearDecay(peak, total_steps, warmup_steps)
   return keras.optimizers.schedules.CosineDecay(
       initial_learning_rate=0.0 if warmup_steps else peak,
       decay_steps=max(1, total_steps - warmup_steps),
       warmup_target=peak if warmup_steps else None,
       warmup_steps=warmup_steps, alpha=0.0)
+
+
+@keras.saving.register_keras_serializable(package='cifar10_tfx')
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+  """A triangle: 0 to `peak` over `warmup_steps`, then back to 0 at
+  `total_steps` (airbench's shape)."""
+
+  def __init__(self, peak: float, total_steps: int, warmup_steps: int):
+    self.peak, self.total_steps, self.warmup_steps = peak, total_steps, warmup_steps
+
+  def __call__(self, step):
+    step = keras.ops.cast(step, 'float32')
+    down = (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps)
+    up = step / self.warmup_steps if self.warmup_steps else 1.0
+    return self.peak * keras.ops.clip(keras.ops.minimum(up, down), 0.0, 1.0)
+
+  def get_config(self):
+    return dict(peak=self.peak, total_steps=self.total_steps,
+                warmup_steps=self.warmup_steps)
 
 
 def make_optimizer(name: str, schedule, *, momentum: float, weight_decay: float,

@@ -39,6 +39,7 @@ def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
     ('vgg16.input_size=50', 'multiple of 32'),
     ('data.validation_fraction=0', 'validation_fraction'),
     ('alexnet.first_layer_init=zeros', 'first_layer_init must be random or whitening'),
+    ('alexnet.decay=step', 'decay must be cosine or linear'),
     ('vgg16.first_layer_init=whitening', 'needs weights=none and input_size=32'),
 ])
 def test_validate_names_the_bad_value(assignment, message):

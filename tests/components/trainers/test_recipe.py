@@ -76,7 +76,7 @@ def test_rotation_is_optional_and_bounded():
 
 
 def test_schedule_warms_up_linearly_then_decays_to_zero():
-  lr = schedule.warmup_cosine(0.4, total_steps=1000, warmup_steps=100)
+  lr = schedule.warmup_decay(0.4, total_steps=1000, warmup_steps=100)
   values = np.array([float(lr(step)) for step in range(0, 1001, 10)])
   assert values[0] == pytest.approx(0.0, abs=1e-7)
   assert values[5] == pytest.approx(0.2, rel=1e-3)  # halfway through warm-up
@@ -84,6 +84,25 @@ def test_schedule_warms_up_linearly_then_decays_to_zero():
   assert np.all(np.diff(values[:11]) > 0) and np.all(np.diff(values[10:]) <= 1e-9)
   assert values[-1] == pytest.approx(0.0, abs=1e-6)
   assert values[55] == pytest.approx(0.2, rel=1e-2)  # cosine midpoint
+
+
+@pytest.mark.parametrize('warmup', [100, 0])
+def test_linear_decay_is_a_triangle_down_to_zero(warmup):
+  lr = schedule.warmup_decay(0.4, total_steps=1000, warmup_steps=warmup,
+                             decay='linear')
+  values = np.array([float(lr(step)) for step in range(0, 1001, 10)])
+  expected = 0.4 * np.minimum(np.arange(0, 1001, 10) / warmup if warmup else 1.0,
+                              (1000 - np.arange(0, 1001, 10)) / (1000 - warmup))
+  np.testing.assert_allclose(values, expected, atol=1e-6)
+  assert values.max() == pytest.approx(0.4) and values[-1] == 0.0
+  # A checkpointed optimizer rebuilds the same schedule from its config.
+  again = type(lr).from_config(lr.get_config())
+  assert float(again(550)) == pytest.approx(float(lr(550)))
+
+
+def test_an_unknown_decay_is_refused():
+  with pytest.raises(ValueError, match="Unknown decay 'step'"):
+    schedule.warmup_decay(0.4, 1000, 100, decay='step')
 
 
 def test_learning_rate_scales_with_batch_size():
