@@ -51,8 +51,12 @@ def test_a_rewritten_archive_is_checked_again_even_with_its_old_times(
     f.seek(size // 2)
     f.write(b'\0' * (size - size // 2))
   os.utime(archive, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime put back
-  with pytest.raises(sources.DataError, match='lacks the class folder'):
-    sources.resolve_source(archive, cache)  # half its members are gone
+  # What the zeros do depends on where the half falls in the gzip stream (the
+  # archive's bytes hold its write time): the listing ends early, or a header
+  # or a deflate block is garbage. Either way the archive is refused.
+  with pytest.raises(sources.DataError,
+                     match='lacks the class folder|is not a readable .tar.gz'):
+    sources.resolve_source(archive, cache)
   assert listings == [archive, archive]
 
 
