@@ -39,6 +39,10 @@ class TrainerConfig:
   # 'random' (the builder's initialiser) or 'whitening': the first convolution
   # starts whitening patches of the training images (components/trainers/whitening.py)
   first_layer_init: str = 'random'
+  # Serve the mean of the probabilities of the image and its left-right mirror
+  # (test-time augmentation): the exported model, hence the Evaluator and every
+  # prediction, runs the network twice per image.
+  mirror_average: bool = False
   head_epochs: int = 0  # epochs training only the head on a frozen base
   fine_tune_lr_factor: float = 0.1  # learning rate of the full fine-tune phase
   require_weights: bool = False  # stop when the asked-for weights cannot be had

@@ -3,7 +3,8 @@
 Called by `components.trainers.base` at the end of each Trainer run. The
 exported `serving_default` signature takes serialized tf.Examples carrying the
 encoded image (`image`: PNG or JPEG bytes, any size) and returns class
-probabilities, the top class id and its name. Keras 3 cannot call the TFT layer
+probabilities, the top class id and its name; with `mirror` the probabilities
+are the mean of the image's and its left-right mirror's. Keras 3 cannot call the TFT layer
 on a symbolic Keras input, so both live in a `tf.Module` and meet inside a
 `tf.function` (see the field notes in the README). The serving graph is
 float32 whatever the training policy (`float32_copy`): CPU serving and the
@@ -27,9 +28,10 @@ INFO_FILE = 'model_info.json'  # in <saved model>/assets.extra/
 class ServingModule(tf.Module):
   """The model, its preprocessing and the class names, as one SavedModel."""
 
-  def __init__(self, model, tft_output, class_names):
+  def __init__(self, model, tft_output, class_names, mirror: bool = False):
     super().__init__()
     self.model = model
+    self.mirror = mirror
     self.tft_layer = tft_output.transform_features_layer()
     self.class_names = tf.constant(list(class_names))
     raw_spec = tft_output.raw_feature_spec()
@@ -42,8 +44,11 @@ class ServingModule(tf.Module):
     # Keras 3 needs no AutoGraph; converting it took minutes in the Trainer's
     # process (where the TFX imports change what AutoGraph converts).
     model = tf.autograph.experimental.do_not_convert(self.model)
-    probabilities = tf.cast(model(transformed[IMAGE_KEY], training=False),
-                            tf.float32)
+    images = transformed[IMAGE_KEY]
+    probabilities = tf.cast(model(images, training=False), tf.float32)
+    if self.mirror:  # NHWC: axis 2 runs left to right
+      mirrored = model(tf.reverse(images, axis=[2]), training=False)
+      probabilities = (probabilities + tf.cast(mirrored, tf.float32)) / 2
     class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
     return {'probabilities': probabilities,
             'class_ids': class_ids,
@@ -65,9 +70,10 @@ def float32_copy(model, rebuild):
   return copy
 
 
-def export(model, tft_output, class_names, directory: str, info: dict) -> None:
+def export(model, tft_output, class_names, directory: str, info: dict,
+           mirror: bool = False) -> None:
   """Writes the SavedModel and `assets.extra/model_info.json` to `directory`."""
-  module = ServingModule(model, tft_output, class_names)
+  module = ServingModule(model, tft_output, class_names, mirror)
   signatures = {'serving_default': module.serve_examples.get_concrete_function()}
   tf.saved_model.save(module, directory, signatures=signatures)
   extra = os.path.join(directory, 'assets.extra')
