@@ -122,7 +122,8 @@ def make_run_fn(build: Builder) -> Callable:
                           'w') as f:
       json.dump(info, f, indent=2)
     export.export(serving, tft_output, CLASS_NAMES,
-                  fn_args.serving_model_dir, info, config.mirror_average)
+                  fn_args.serving_model_dir, info,
+                  mirror=config.mirror_average)
     fileio.remove_tree(checkpoints)  # kept on failure, so a retry resumes
     _log.info('%s: best validation accuracy %.4f after %d epochs, %.0f s',
                  name, log.best, len(log.rows), seconds)

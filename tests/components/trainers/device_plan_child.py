@@ -92,12 +92,13 @@ def install_hooks(now: dict) -> None:
 
   original_export = export.export
 
-  def checked_export(model, tft_output, class_names, directory, info):
-    original_export(model, tft_output, class_names, directory, info)
+  def checked_export(model, tft_output, class_names, directory, info, **kwargs):
+    original_export(model, tft_output, class_names, directory, info, **kwargs)
     now['plan']['models'][info['model_name']] = dict(
         info=info, history=json.load(open(os.path.join(
             info['checkpoint_dir'], loop.HISTORY_FILE))),
-        serving=check_serving(trained['model'], tft_output, directory),
+        serving=check_serving(trained['model'], tft_output, directory,
+                              kwargs.get('mirror', False)),
         validation=trained['validation'])
   export.export = checked_export
 
@@ -125,8 +126,9 @@ def low_precision_ops(signature) -> list[str]:
   return sorted({n.op for n in nodes for a in n.attr.values() if a.type in low})
 
 
-def check_serving(trained, tft_output, directory: str) -> dict:
-  """The exported serving_default against the trained in-memory model."""
+def check_serving(trained, tft_output, directory: str, mirror: bool) -> dict:
+  """The exported serving_default against the trained in-memory model (the
+  mean of its answers on the images and their mirrors, with `mirror`)."""
   import tensorflow as tf
   signature = tf.saved_model.load(directory).signatures['serving_default']
   layer = tft_output.transform_features_layer()
@@ -136,14 +138,20 @@ def check_serving(trained, tft_output, directory: str) -> dict:
     examples = encoded_examples(fmt)
     served = signature(examples=tf.constant(examples))['probabilities']
     images = layer(tf.io.parse_example(examples, spec))['image']
-    memory = np.asarray(trained(images, training=False), np.float64)
+    plain = np.asarray(trained(images, training=False), np.float64)
+    memory = plain
+    if mirror:
+      memory = (plain + np.asarray(trained(tf.reverse(images, axis=[2]),
+                                           training=False), np.float64)) / 2
     probabilities = served.numpy().astype(np.float64)
     out[fmt] = dict(
         dtype=served.dtype.name,
         max_sum_error=float(np.abs(probabilities.sum(axis=1) - 1).max()),
         top_class_agreement=float(np.mean(
             probabilities.argmax(1) == memory.argmax(1))),
-        max_probability_difference=float(np.abs(probabilities - memory).max()))
+        max_probability_difference=float(np.abs(probabilities - memory).max()),
+        mirror_effect=float(np.abs(memory - plain).max()),
+        difference_from_plain=float(np.abs(probabilities - plain).max()))
   return out
 
 
