@@ -4,9 +4,9 @@ Called by `components.trainers.base` at the end of each Trainer run. The
 exported `serving_default` signature takes serialized tf.Examples carrying the
 encoded image (`image`: PNG or JPEG bytes, any size) and returns class
 probabilities, the top class id and its name; with `mirror` the probabilities
-are the mean of the image's and its left-right mirror's. Keras 3 cannot call the TFT layer
-on a symbolic Keras input, so both live in a `tf.Module` and meet inside a
-`tf.function` (see the field notes in the README). The serving graph is
+are the mean of the image's and its left-right mirror's. Keras 3 cannot call
+the TFT layer on a symbolic Keras input, so both live in a `tf.Module` and meet
+inside a `tf.function` (see the field notes in the README). The serving graph is
 float32 whatever the training policy (`float32_copy`): CPU serving and the
 Evaluator then run float32 kernels, and the model holds no distributed
 variables.
