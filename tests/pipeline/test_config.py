@@ -21,12 +21,15 @@ def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
   config_lib.validate(cpu)
   assert cpu.data == full.data and cpu.evaluation == full.evaluation
   alexnet = cpu.models['alexnet']
-  # The README's recipe: batch 32 at AdamW peak 1e-3, dropout 0.25, 2-px crop.
+  # The README's recipe: batch 32 at AdamW peak 1e-3, no dropout, 2-px crop,
+  # whitened conv1, the image and its mirror averaged in the exported model.
   assert (alexnet.epochs, alexnet.batch_size, alexnet.optimizer) == (4, 32, 'adamw')
   assert alexnet.learning_rate * alexnet.batch_size / 256 == pytest.approx(1e-3)
-  assert (alexnet.dropout, alexnet.crop_padding, alexnet.warmup_epochs) == (0.25, 2, 0.4)
-  assert alexnet.first_layer_init == 'whitening'
-  assert full.models['alexnet'].first_layer_init == 'random'
+  assert (alexnet.dropout, alexnet.crop_padding, alexnet.warmup_epochs) == (0.0, 2, 0.4)
+  assert alexnet.first_layer_init == 'whitening' and alexnet.mirror_average
+  full_alexnet = full.models['alexnet']
+  assert full_alexnet.first_layer_init == 'random' and not full_alexnet.mirror_average
+  assert full_alexnet.dropout == 0.5 and not cpu.models['vgg16'].mirror_average
   vgg16 = cpu.models['vgg16']
   assert (vgg16.input_size, vgg16.epochs, vgg16.head_epochs) == (32, 2, 1)
   assert vgg16.weights == 'imagenet' and not vgg16.require_weights
