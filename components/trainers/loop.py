@@ -136,7 +136,9 @@ def compile_model(model, config: TrainerConfig, *, peak_lr: float,
           weight_decay=config.weight_decay, ema_momentum=config.ema_momentum),
       loss=keras.losses.CategoricalCrossentropy(
           label_smoothing=config.label_smoothing),
-      metrics=['accuracy'], jit_compile=jit_compile,
+      # Weighted: Keras 3 calls `metrics` without the sample weights, so the
+      # validation split's weight-0 padding (data.evaluation_batches) counted.
+      weighted_metrics=['accuracy'], jit_compile=jit_compile,
       steps_per_execution=steps_per_execution)
 
 

@@ -205,6 +205,25 @@ def test_validation_pads_its_last_batch_with_weight_zero_examples():
   assert weights.tolist() == [1.0] * 10 + [0.0] * 2
 
 
+def test_the_logged_validation_accuracy_leaves_out_the_padding():
+  # 5,000 validation images in batches of 256 pad with 120 copies of the
+  # first; here 10 in batches of 8 pad with 6. The model answers class 0 for
+  # everything; only the first image (the one copied) is of class 0.
+  labels = np.r_[0, np.ones(9, int)]
+  examples = tf.data.Dataset.from_tensor_slices(
+      (_images(10), tf.one_hot(labels, 2)))
+  inputs = keras.Input((32, 32, 3))
+  model = keras.Model(inputs, keras.layers.Dense(2, activation='softmax',
+      kernel_initializer='zeros', bias_initializer=keras.initializers.Constant(
+          [1.0, 0.0]))(keras.layers.Flatten()(inputs)))
+  config = TrainerConfig(optimizer='sgd', learning_rate=1e-12, weight_decay=0.0)
+  loop.compile_model(model, config, peak_lr=1e-12, total_steps=1, warmup_steps=0)
+  history = model.fit(examples.batch(5).take(1), epochs=1, verbose=0,
+                      validation_data=data.evaluation_batches(
+                          examples, 8, num_examples=10))
+  assert history.history['val_accuracy'] == [pytest.approx(0.1)]  # 7/16 unweighted
+
+
 def test_epoch_seeds_make_augmentation_a_function_of_the_epoch():
   layer = augment.BatchAugment(padding=4, flip=True, seed=1)
   model = keras.Sequential([keras.Input((32, 32, 3)), layer])
