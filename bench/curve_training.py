@@ -16,6 +16,8 @@ import time
 import keras
 import numpy as np
 
+from components.trainers import predict
+
 
 class DeadlineReached(Exception):
   """The next epoch would end after the deadline; the rows so far stand."""
@@ -53,11 +55,8 @@ def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500, *,
   (test-time augmentation)."""
   hits = 0
   for start in range(0, len(x), batch_size):
-    images = x[start:start + batch_size]
-    out = keras.ops.convert_to_numpy(model(images, training=False))
-    if mirror:
-      out = out + keras.ops.convert_to_numpy(
-          model(images[:, :, ::-1], training=False))
+    out = keras.ops.convert_to_numpy(
+        predict.probabilities(model, x[start:start + batch_size], mirror))
     hits += int(np.sum(np.argmax(out, 1) == np.argmax(y[start:start + batch_size], 1)))
   return hits / len(x)
 

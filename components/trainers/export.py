@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from components.cifar10 import IMAGE_KEY
+from components.trainers import predict
 
 INFO_FILE = 'model_info.json'  # in <saved model>/assets.extra/
 
@@ -44,11 +45,8 @@ class ServingModule(tf.Module):
     # Keras 3 needs no AutoGraph; converting it took minutes in the Trainer's
     # process (where the TFX imports change what AutoGraph converts).
     model = tf.autograph.experimental.do_not_convert(self.model)
-    images = transformed[IMAGE_KEY]
-    probabilities = tf.cast(model(images, training=False), tf.float32)
-    if self.mirror:  # NHWC: axis 2 runs left to right
-      mirrored = model(tf.reverse(images, axis=[2]), training=False)
-      probabilities = (probabilities + tf.cast(mirrored, tf.float32)) / 2
+    probabilities = predict.probabilities(model, transformed[IMAGE_KEY],
+                                          self.mirror)
     class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
     return {'probabilities': probabilities,
             'class_ids': class_ids,
