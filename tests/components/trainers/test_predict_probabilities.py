@@ -1,6 +1,7 @@
 """components/trainers/predict.py: the probabilities the serving signature
 returns and the accuracy bench counts (`bench/curve_training.accuracy`), with
-and without the mirror."""
+and without the mirror. (Named apart from tests/pipeline/test_predict.py, the
+CLI's `predict`: pytest imports test files by their base name.)"""
 
 from __future__ import annotations
 
