@@ -1,6 +1,8 @@
-"""bench/accuracy_curve.py: the decoded-split cache and the summary line."""
+"""bench/accuracy_curve.py: the decoded-split cache, the summary line, and a
+run under JAX with TensorFlow unimportable (the lent GPU machine's case)."""
 
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -8,6 +10,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'bench'))
 import accuracy_curve  # noqa: E402
+from tests.conftest import write_image_tree  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_cache_round_trip_skips_decoding(tmp_path, monkeypatch):
@@ -45,3 +50,44 @@ def test_bad_arguments_exit_with_usage(argv):
   with pytest.raises(SystemExit) as exit_info:
     accuracy_curve.main(argv)
   assert exit_info.value.code == 2
+
+
+# Runs the bench as bench/gpu_curves.sh does on the GPU machine, which has
+# JAX and no TensorFlow: KERAS_BACKEND=jax, and any import of TensorFlow or
+# of the TFX stack raises, as it would there.
+_WITHOUT_TENSORFLOW = """
+import importlib.abc, runpy, sys
+BLOCKED = ('tensorflow', 'tensorflow_transform', 'tensorflow_model_analysis',
+           'tfx', 'tfx_bsl', 'tensorflow_data_validation')
+class Block(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path, target=None):
+    if name.split('.')[0] in BLOCKED:
+      raise ImportError(f'{name}: not installed on the GPU machine')
+sys.meta_path.insert(0, Block())
+sys.path[:0] = ['bench', '.']
+sys.argv = ['accuracy_curve.py'] + sys.argv[1:]
+try:
+  runpy.run_path('bench/accuracy_curve.py', run_name='__main__')
+finally:
+  print('imported:', sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED))
+"""
+
+
+def test_runs_under_jax_without_tensorflow(tmp_path):
+  """The `cpu` preset's AlexNet (whitened first layer, mirror averaging, the
+  Trainer's loop) for 2 epochs on a 100-image tree. What this cannot check:
+  the GPU branch (device.choose_policy's mixed precision, XLA on a GPU,
+  steps_per_execution 32) and the JAX version installed there."""
+  tree = write_image_tree(tmp_path / 'cifar', n_train=10, n_test=2)
+  result = subprocess.run(
+      [sys.executable, '-c', _WITHOUT_TENSORFLOW, '--preset', 'cpu',
+       '--model', 'alexnet', '--data', tree, '--epochs', '2'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+      env=dict(os.environ, KERAS_BACKEND='jax', PYTHONPATH=ROOT))
+  output = result.stdout + result.stderr
+  assert result.returncode == 0, output[-3000:]
+  assert 'backend=jax ' in output and 'train=90 val=10 test=20 ' in output
+  assert 'conv1: starts whitening' in output
+  assert output.count('phase=full epoch=') == 2 and 'val_mirror=' in output
+  assert 'summary model=alexnet best_val_acc=' in output
+  assert 'imported: []' in output
