@@ -21,7 +21,8 @@ mixed-precision policy of `components.trainers.device.choose_policy`, XLA,
 `--steps-per-execution`.
 `--cache FILE.npz` keeps the decoded splits, so that several runs on one
 machine decode the JPEGs once; `--deadline-s` ends the run (still printing
-the summary) before an epoch that would not finish in time.
+the summary) before an epoch that would not finish in time; `--save-weights`
+keeps the weights it ends on.
 """
 
 from __future__ import annotations
@@ -121,6 +122,10 @@ def main(argv=None) -> int:
   parser.add_argument('--deadline-s', type=float, default=0.0,
                       help='stop before an epoch that would end after this '
                            'many seconds of training (0 = never)')
+  parser.add_argument('--save-weights', default='',
+                      help='.weights.h5 file for the trained (best-on-'
+                           'validation) weights, e.g. to study test-time '
+                           'augmentation without training again')
   args = parser.parse_args(argv)
 
   import importlib
@@ -196,6 +201,9 @@ def main(argv=None) -> int:
     except curve_training.DeadlineReached as stop:
       print(stop, flush=True)
   rows = record.rows
+  if args.save_weights and rows:
+    model.save_weights(args.save_weights)
+    print(f'weights saved to {args.save_weights}', flush=True)
   if rows:
     print(f'summary model={args.model} {summarise(rows)}', flush=True)
   return 0

@@ -81,7 +81,8 @@ def test_runs_under_jax_without_tensorflow(tmp_path):
   tree = write_image_tree(tmp_path / 'cifar', n_train=10, n_test=2)
   result = subprocess.run(
       [sys.executable, '-c', _WITHOUT_TENSORFLOW, '--preset', 'cpu',
-       '--model', 'alexnet', '--data', tree, '--epochs', '2'],
+       '--model', 'alexnet', '--data', tree, '--epochs', '2',
+       '--save-weights', str(tmp_path / 'alexnet.weights.h5')],
       cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
       env=dict(os.environ, KERAS_BACKEND='jax', PYTHONPATH=ROOT))
   output = result.stdout + result.stderr
@@ -91,3 +92,4 @@ def test_runs_under_jax_without_tensorflow(tmp_path):
   assert output.count('phase=full epoch=') == 2 and 'val_mirror=' in output
   assert 'summary model=alexnet best_val_acc=' in output
   assert 'imported: []' in output
+  assert os.path.getsize(tmp_path / 'alexnet.weights.h5') > 100e6  # 37M float32
