@@ -150,8 +150,8 @@ def main(argv=None) -> int:
   (x_train, y_train), (x_val, y_val), (x_test, y_test) = load_all(
       source, args.per_class, args.cache)
   mean, std = curve_training.channel_stats(x_train)  # as Transform's analyzers
-  normalise = lambda x: ((x.astype('float32') / 255.0 - mean) / std).astype('float32')
-  x_train, x_val, x_test = normalise(x_train), normalise(x_val), normalise(x_test)
+  x_train, x_val, x_test = (curve_training.normalise(x, mean, std)
+                            for x in (x_train, x_val, x_test))
   one_hot = lambda y: keras.utils.to_categorical(y, 10)
   backend = keras.backend.backend()
   gpus = device.gpu_capabilities(backend)

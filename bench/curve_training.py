@@ -48,6 +48,12 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
           raw.std(axis=(0, 1, 2)).astype('float32'))
 
 
+def normalise(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+  """uint8 images as float32 in [0, 1], centred and scaled per channel by
+  `channel_stats`, as Transform's graph does."""
+  return ((images.astype('float32') / 255.0 - mean) / std).astype('float32')
+
+
 def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500, *,
              mirror: bool = False) -> float:
   """Top-1 accuracy of `model` (inference mode) on one-hot `y`; `mirror`

@@ -27,7 +27,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import curve_training  # noqa: E402  (beside this file)
+import accuracy_curve  # noqa: E402  (beside this file)
+import curve_training  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
 from pipeline import overrides  # noqa: E402
 
@@ -40,9 +41,10 @@ def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
   return padded[:, pad - dy:pad - dy + rows, pad - dx:pad - dx + cols]
 
 
-def probabilities(model, x: np.ndarray, shift: int, batch_size: int = 500):
-  """Mean probabilities of the mirror pairs of `x` and, when `shift` > 0, of
-  `x` shifted by (-shift, -shift) and (+shift, +shift) (weights 1/2, 1/4, 1/4)."""
+def probabilities(model, x: np.ndarray, shifts, batch_size: int = 500) -> dict:
+  """{shift: probabilities} for each of `shifts`: the mirror pair of `x` (shift
+  0), or its mean with the mirror pairs of `x` shifted by (-shift, -shift) and
+  (+shift, +shift) (weights 1/2, 1/4, 1/4). The pair of `x` is computed once."""
   import keras
 
   from components.trainers import predict
@@ -51,11 +53,11 @@ def probabilities(model, x: np.ndarray, shift: int, batch_size: int = 500):
     return np.concatenate([keras.ops.convert_to_numpy(predict.probabilities(
         model, images[i:i + batch_size], True))
         for i in range(0, len(images), batch_size)])
-  out = pair(x)
-  if shift:
-    out = 0.5 * out + 0.25 * (pair(shifted(x, -shift, -shift)) +
-                              pair(shifted(x, shift, shift)))
-  return out
+  base = pair(x)
+  return {shift: base if not shift else
+          0.5 * base + 0.25 * (pair(shifted(x, -shift, -shift)) +
+                               pair(shifted(x, shift, shift)))
+          for shift in shifts}
 
 
 def main(argv=None) -> int:
@@ -67,6 +69,9 @@ def main(argv=None) -> int:
                       help='.npz of the decoded splits (bench/accuracy_curve.py --cache)')
   parser.add_argument('--set', dest='overrides', action='append', default=[])
   args = parser.parse_args(argv)
+  if not os.path.isfile(args.cache):
+    parser.error(f'--cache: {args.cache} is not a file; write it with '
+                 'bench/accuracy_curve.py --cache')
 
   import keras
 
@@ -74,21 +79,18 @@ def main(argv=None) -> int:
   for assignment in args.overrides:
     overrides.apply(config, assignment)
   trainer = config.models[args.model]
-  with np.load(args.cache) as saved:
-    x_train = saved['x_train']
-    splits = {n: (saved[f'x_{n}'], saved[f'y_{n}']) for n in ('validation', 'test')}
+  (x_train, _), validation, test = accuracy_curve.load_all(None, 0, args.cache)
   mean, std = curve_training.channel_stats(x_train)
   del x_train
   model = importlib.import_module(trainer.module).build(trainer, mean, std).model
   model.load_weights(args.weights)
-  for name, (x, y) in splits.items():
-    x = ((x.astype('float32') / 255.0 - mean) / std).astype('float32')
+  for name, (x, y) in (('validation', validation), ('test', test)):
+    x = curve_training.normalise(x, mean, std)
     start = time.time()
-    plain = np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + 500], training=False))
-                            for i in range(0, len(x), 500)])
-    line = f'{name}: plain={np.mean(plain.argmax(1) == y):.4f}'
-    for shift in (0, 1, 2):
-      line += f' mirror_shift{shift}={np.mean(probabilities(model, x, shift).argmax(1) == y):.4f}'
+    plain = curve_training.accuracy(model, x, keras.utils.to_categorical(y, 10))
+    line = f'{name}: plain={plain:.4f}'
+    for shift, out in probabilities(model, x, (0, 1, 2)).items():
+      line += f' mirror_shift{shift}={np.mean(out.argmax(1) == y):.4f}'
     print(f'{line} seconds={time.time() - start:.0f}', flush=True)
   return 0
 

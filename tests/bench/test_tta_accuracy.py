@@ -28,7 +28,6 @@ def test_views_are_weighted_half_mirror_pair_quarter_each_shift():
   x = np.random.default_rng(0).random((3, 6, 6, 1), dtype=np.float32)
   expected = 0.5 * Probe()(x) + 0.25 * (Probe()(tta_accuracy.shifted(x, -1, -1)) +
                                         Probe()(tta_accuracy.shifted(x, 1, 1)))
-  np.testing.assert_allclose(tta_accuracy.probabilities(Probe(), x, 1), expected,
-                             rtol=1e-6)
-  np.testing.assert_allclose(tta_accuracy.probabilities(Probe(), x, 0), Probe()(x),
-                             rtol=1e-6)
+  views = tta_accuracy.probabilities(Probe(), x, (0, 1))
+  np.testing.assert_allclose(views[1], expected, rtol=1e-6)
+  np.testing.assert_allclose(views[0], Probe()(x), rtol=1e-6)
