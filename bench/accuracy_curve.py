@@ -192,7 +192,8 @@ def main(argv=None) -> int:
       loop.train(
           model, trainer, curve_training.numpy_batches(
               x_train, one_hot(y_train), batch_size=trainer.batch_size,
-              steps=steps, seed=trainer.seed),
+              steps=steps, seed=trainer.seed,
+              alternate_flip=trainer.alternate_flip),
           steps, (x_val, one_hot(y_val)), frozen_layer=built.frozen_layer,
           checkpoint_dir=os.path.join(work, 'checkpoints'),
           run_dir=os.path.join(work, 'run'), jit_compile=jit,

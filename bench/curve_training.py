@@ -16,7 +16,7 @@ import time
 import keras
 import numpy as np
 
-from components.trainers import predict
+from components.trainers import augment, predict
 
 
 class DeadlineReached(Exception):
@@ -24,9 +24,11 @@ class DeadlineReached(Exception):
 
 
 def numpy_batches(x: np.ndarray, y: np.ndarray, *, batch_size: int, steps: int,
-                  seed: int):
+                  seed: int, alternate_flip: bool = False):
   """`batches(first_epoch)` for `loop.train`: epoch e's order depends only on
-  (seed, e), as the Trainer's does, so a resumed run continues it."""
+  (seed, e), as the Trainer's does, so a resumed run continues it; with
+  `alternate_flip`, the images `augment.alternating_flips` picks for epoch e
+  are mirrored, the same ones as in the Trainer's batches."""
   def batches(first_epoch: int):
     epoch = first_epoch
     while True:
@@ -34,7 +36,11 @@ def numpy_batches(x: np.ndarray, y: np.ndarray, *, batch_size: int, steps: int,
       order = np.resize(order, steps * batch_size)  # wraps when steps need more
       for step in range(steps):
         rows = order[step * batch_size:(step + 1) * batch_size]
-        yield x[rows], y[rows]
+        images = x[rows]
+        if alternate_flip:
+          flips = augment.alternating_flips(rows, epoch, seed) > 0
+          images = np.where(flips[:, None, None, None], images[:, :, ::-1], images)
+        yield images, y[rows]
       epoch += 1
   return batches
 

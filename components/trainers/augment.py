@@ -29,6 +29,23 @@ def _selection(offsets, length: int, mirrored=None):
   return ops.cast(ops.equal(ops.expand_dims(positions, 2), indices), 'float32')
 
 
+def alternating_flips(index, epoch, seed: int):
+  """1 where the training image at `index` is mirrored in `epoch`, else 0.
+
+  Airbench's alternating flip: each image is mirrored in every other epoch,
+  so any two consecutive epochs show it both ways, where a coin per image and
+  epoch shows half of the images the same way round in both. Which half of
+  the split starts mirrored is a bit of a hash of (seed, index): a
+  multiplicative hash, then the middle of its square (a linear hash alone
+  gives every seed nearly the same pattern). Integer arithmetic alone, each
+  product under 2**63, so NumPy arrays and TensorFlow int64 tensors give the
+  same flips (the Trainer's tf.data batches and the benchmarks' NumPy ones).
+  """
+  start = (index * 2_654_435_761 + seed * 40_503) % 2**31
+  square = (start * start // 2**16) % 2**31
+  return (square // 2**30 + epoch) % 2
+
+
 def random_crop_flip(images, seed, *, padding: int = 4, flip: bool = True,
                      rotation_degrees: float = 0.0):
   """Random crop after zero padding, random horizontal flip, optional rotation.

@@ -93,7 +93,8 @@ def make_run_fn(build: Builder) -> Callable:
         plan.steps_per_execution)
     batches = lambda first_epoch: data.training_batches(
         train_examples, num_examples=n_train, batch_size=config.batch_size,
-        steps=steps, seed=config.seed, first_epoch=first_epoch)
+        steps=steps, seed=config.seed, first_epoch=first_epoch,
+        alternate_flip=config.alternate_flip)
     val_batches = data.evaluation_batches(val_examples, device.global_batch(
         min(VALIDATION_BATCH, n_val), plan.replicas), num_examples=n_val)
     start = time.time()

@@ -45,6 +45,9 @@ def problems(name: str, t: TrainerConfig) -> Iterator[str]:
        f'{name}.head_epochs must be smaller than {name}.epochs.'),
       (t.decay in DECAYS,
        f'{name}.decay must be {" or ".join(DECAYS)}, got {t.decay!r}.'),
+      (t.horizontal_flip or not t.alternate_flip,
+       f'{name}.alternate_flip needs {name}.horizontal_flip=true: set both, '
+       'or neither.'),
       (t.first_layer_init in ('random', 'whitening'),
        f'{name}.first_layer_init must be random or whitening, got '
        f'{t.first_layer_init!r}.'),

@@ -33,6 +33,9 @@ class TrainerConfig:
   steps_per_epoch: int = 0  # 0 = one pass over the training split
   crop_padding: int = 4  # px of padding for the random crop, 0 = no crop
   horizontal_flip: bool = True
+  # With horizontal_flip: mirror each training image in every other epoch
+  # (airbench's alternating flip, components/trainers/augment.py), not at random.
+  alternate_flip: bool = False
   rotation_degrees: float = 0.0  # max random rotation, 0 = none
   input_size: int = IMAGE_SIZE  # px the network sees; images are resized to it
   weights: str = 'none'  # 'none', 'imagenet' or a path to a .h5/.weights.h5 file

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from components.cifar10 import IMAGE_KEY, LABEL_KEY
 from components.errors import UserError
+from components.trainers import augment
 
 PARSE_BATCH = 512  # examples parsed per vectorised parse_example call
 
@@ -72,7 +73,8 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 def training_batches(examples: tf.data.Dataset, *, num_examples: int,
                      batch_size: int, steps: int, seed: int,
-                     first_epoch: int = 0) -> tf.data.Dataset:
+                     first_epoch: int = 0,
+                     alternate_flip: bool = False) -> tf.data.Dataset:
   """Endless batches of exactly `batch_size` examples, `steps` per epoch.
 
   Epoch e's batches depend only on (seed, e): its own shuffle of the split
@@ -80,18 +82,29 @@ def training_batches(examples: tf.data.Dataset, *, num_examples: int,
   run resumed at `first_epoch` continues the data order instead of
   replaying epoch 0's. Augmentation is not here: it runs on the batch inside
   the train step (`augment.BatchAugment`), on the accelerator when there is
-  one, reseeded per epoch by `loop.EpochSeeds`. Raises NotEnoughData when
-  not one batch can be made.
+  one, reseeded per epoch by `loop.EpochSeeds`; except, with
+  `alternate_flip`, the mirroring of the images that
+  `augment.alternating_flips` picks for the epoch by their place in the
+  split. Raises NotEnoughData when not one batch can be made.
   """
   if batch_size > num_examples:
     raise NotEnoughData(
         f'batch_size {batch_size} is larger than the {num_examples} training '
         'examples: lower the model\'s batch_size (--set MODEL.batch_size=N) or '
         'use more data (data.train_per_class).')
+  def mirror(epoch_index, positions, pair):
+    images, labels = pair
+    flips = augment.alternating_flips(positions, epoch_index, seed) > 0
+    return (tf.where(flips[:, None, None, None], tf.reverse(images, [2]),
+                     images), labels)
+
   def epoch(index):
-    shuffled = examples.shuffle(num_examples, seed=epoch_seed(seed, 0) + index,
-                                reshuffle_each_iteration=True)
-    return shuffled.repeat().batch(batch_size, drop_remainder=True).take(steps)
+    split = examples.enumerate() if alternate_flip else examples
+    shuffled = split.shuffle(num_examples, seed=epoch_seed(seed, 0) + index,
+                             reshuffle_each_iteration=True)
+    batched = shuffled.repeat().batch(batch_size, drop_remainder=True).take(steps)
+    return (batched.map(lambda positions, pair: mirror(index, positions, pair))
+            if alternate_flip else batched)
 
   return (tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch)
           .prefetch(tf.data.AUTOTUNE))

@@ -152,11 +152,12 @@ def phases(config: TrainerConfig, frozen_layer: str | None, peak: float):
 
 def with_augmentation(model, config: TrainerConfig):
   """The model to fit: batch augmentation (training only) in front of `model`."""
-  if not (config.crop_padding or config.horizontal_flip or config.rotation_degrees):
-    return model
+  random_flip = config.horizontal_flip and not config.alternate_flip
+  if not (config.crop_padding or random_flip or config.rotation_degrees):
+    return model  # the alternating flip, if on, is in the batches
   return keras.Sequential([
       keras.Input(model.input_shape[1:]),
-      augment.BatchAugment(config.crop_padding, config.horizontal_flip,
+      augment.BatchAugment(config.crop_padding, random_flip,
                            config.rotation_degrees, seed=config.seed,
                            name='augment'),
       model], name=f'{model.name}_training')
