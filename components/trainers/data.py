@@ -92,19 +92,20 @@ def training_batches(examples: tf.data.Dataset, *, num_examples: int,
         f'batch_size {batch_size} is larger than the {num_examples} training '
         'examples: lower the model\'s batch_size (--set MODEL.batch_size=N) or '
         'use more data (data.train_per_class).')
-  def mirror(epoch_index, positions, pair):
-    images, labels = pair
-    flips = augment.alternating_flips(positions, epoch_index, seed) > 0
-    return (tf.where(flips[:, None, None, None], tf.reverse(images, [2]),
-                     images), labels)
-
   def epoch(index):
     split = examples.enumerate() if alternate_flip else examples
     shuffled = split.shuffle(num_examples, seed=epoch_seed(seed, 0) + index,
                              reshuffle_each_iteration=True)
     batched = shuffled.repeat().batch(batch_size, drop_remainder=True).take(steps)
-    return (batched.map(lambda positions, pair: mirror(index, positions, pair))
-            if alternate_flip else batched)
+    if not alternate_flip:
+      return batched
+
+    def mirror(positions, pair):
+      images, labels = pair
+      flips = augment.alternating_flips(positions, index, seed) > 0
+      return (tf.where(flips[:, None, None, None], tf.reverse(images, [2]),
+                       images), labels)
+    return batched.map(mirror)
 
   return (tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch)
           .prefetch(tf.data.AUTOTUNE))
