@@ -5,66 +5,147 @@ that `pipeline.evaluation.eval_config` gives it. TFMA's stock metrics for the
 same figures cost most of the Evaluator's time beyond inference: Keras
 accuracy and loss run through tf_keras (AutoGraph converts it, seconds per
 run), and per-class precision and recall binarised per class fill ten
-calibration histograms per example. Here the per-class figures and the
-accuracy derive from the multi-class confusion matrix that
-`MultiClassConfusionMatrixPlot` computes anyway (TFMA runs it once for all of
-them), and the loss is one combiner.
+calibration histograms per example. Here one combiner folds each example once
+(`_TopOneCombiner`: the confusion matrix of the top class, TFMA's `Matrices`
+at threshold 0, and the summed loss), and every metric derives from its
+result: accuracy, per-class precision and recall, the loss, and the confusion
+matrix plot, which TFMA's own `Matrices.to_proto` writes exactly as its
+`MultiClassConfusionMatrixPlot` does (tests/components compare the two).
+TFMA runs a combiner that several metrics share once (it de-duplicates
+computations by combiner and key).
 
-The keys are those of the stock metrics: `accuracy`, `loss`, and `precision`
-/ `recall` with sub key (class_id=k, top_k=1). A class counts as predicted
-when it is the top class; a precision that is 0/0 (a class never predicted)
-is NaN.
+The keys are those of the stock metrics: `accuracy`, `loss`, `precision` /
+`recall` with sub key (class_id=k, top_k=1), and the plot
+`multi_class_confusion_matrix_plot`. A class counts as predicted when it is
+the top class; a precision that is 0/0 (a class never predicted) is NaN.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from typing import Iterable, NamedTuple
 
 import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.metrics import multi_class_confusion_matrix_metrics as mcm
+from tensorflow_model_analysis.utils import model_util
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON], as Keras does
+PLOT_NAME = 'multi_class_confusion_matrix_plot'  # TFMA's MultiClassConfusionMatrixPlot's
+_COUNTS_NAME = '_top_one_counts'  # private (leading '_'): TFMA writes it nowhere
 
 
-def _matrix(matrices, num_classes: int) -> np.ndarray:
-  """[actual, predicted] weighted counts at threshold 0 (the top class)."""
-  counts = np.zeros((num_classes, num_classes + 1))  # last column: no prediction
-  for entry, weight in matrices[0.0].items():
+class TopOneCounts(NamedTuple):
+  matrices: mcm.Matrices  # {0.0: {MatrixEntryKey(actual, top class): weight}}
+  loss: float  # sum of weighted -log p(label)
+  weight: float  # sum of weights
+
+
+class _TopOneCombiner(beam.CombineFn):
+  """Per example: its (label, top class) cell and its loss, as TFMA's
+  multi-class confusion matrix combiner and Keras's sparse cross-entropy
+  compute them. The common case (an integer label, this model's probability
+  vector, unweighted) is read directly; any other input goes through TFMA's
+  `to_label_prediction_example_weight`."""
+
+  def __init__(self, key, eval_config, example_weighted: bool):
+    self._key, self._eval_config = key, eval_config
+    self._example_weighted = example_weighted
+    spec = model_util.get_model_spec(eval_config, key.model_name) if eval_config else None
+    self._prediction_key = spec.prediction_key if spec else ''
+
+  def _inputs(self, element) -> tuple[int, np.ndarray, float]:
+    label, prediction = element.label, element.prediction
+    if isinstance(prediction, dict) and self._prediction_key:
+      prediction = prediction.get(self._prediction_key)
+    if (not self._example_weighted and not self._key.model_name
+        and not self._key.output_name and isinstance(label, np.ndarray)
+        and label.size == 1 and label.dtype.kind in 'iu'
+        and isinstance(prediction, np.ndarray) and prediction.ndim == 1):
+      return int(label.reshape(-1)[0]), prediction, 1.0
+    label, prediction, weight = next(metric_util.to_label_prediction_example_weight(
+        element, eval_config=self._eval_config,
+        model_name=self._key.model_name, output_name=self._key.output_name,
+        example_weighted=self._example_weighted, flatten=False,
+        require_single_example_weight=True))
+    actual = int(np.argmax(label)) if label.size > 1 else int(label.reshape(-1)[0])
+    return actual, prediction.reshape(-1), float(weight)
+
+  def create_accumulator(self) -> list:
+    return [{}, 0.0, 0.0]  # cells, loss, weight
+
+  def add_input(self, accumulator: list, element) -> list:
+    actual, prediction, weight = self._inputs(element)
+    if prediction.size < 2:
+      raise ValueError(f'Predictions must hold one probability per class, got '
+                       f'shape {prediction.shape}: {element}')
+    top = int(prediction.argmax())
+    cell = mcm.MatrixEntryKey(
+        actual, top if prediction[top] > 0.0 else mcm.NO_PREDICTED_CLASS_ID)
+    cells = accumulator[0]
+    cells[cell] = cells.get(cell, 0.0) + weight
+    total = float(prediction.sum(dtype=np.float64))
+    p = float(prediction[actual]) / total if total > 0 else 0.0  # all zero: p = 0
+    accumulator[1] -= math.log(min(max(p, EPSILON), 1 - EPSILON)) * weight
+    accumulator[2] += weight
+    return accumulator
+
+  def merge_accumulators(self, accumulators: Iterable[list]) -> list:
+    merged = self.create_accumulator()
+    for cells, loss, weight in accumulators:
+      for cell, count in cells.items():
+        merged[0][cell] = merged[0].get(cell, 0.0) + count
+      merged[1] += loss
+      merged[2] += weight
+    return merged
+
+  def extract_output(self, accumulator: list) -> dict:
+    cells, loss, weight = accumulator
+    return {self._key: TopOneCounts(mcm.Matrices({0.0: dict(cells)}), loss, weight)}
+
+
+def _key(name: str, model_name: str, output_name: str, example_weighted: bool,
+         sub_key=None, plot: bool = False):
+  cls = metric_types.PlotKey if plot else metric_types.MetricKey
+  return cls(name=name, model_name=model_name, output_name=output_name,
+             sub_key=sub_key, example_weighted=example_weighted)
+
+
+def _derived(result_fn, keys, eval_config, model_name, output_name,
+             example_weighted) -> list:
+  """The shared top-one combiner and one metric derived from its result."""
+  counts_key = _key(_COUNTS_NAME, model_name, output_name, example_weighted)
+  return [
+      metric_types.MetricComputation(
+          keys=[counts_key], preprocessors=None,
+          combiner=_TopOneCombiner(counts_key, eval_config, example_weighted)),
+      metric_types.DerivedMetricComputation(
+          keys=keys, result=lambda metrics: result_fn(metrics[counts_key]))]
+
+
+def _matrix(counts: TopOneCounts, num_classes: int) -> np.ndarray:
+  """[actual, predicted] weighted counts (last column: no prediction)."""
+  matrix = np.zeros((num_classes, num_classes + 1))
+  for entry, weight in counts.matrices[0.0].items():
     if 0 <= entry.actual_class_id < num_classes:
-      counts[entry.actual_class_id, entry.predicted_class_id] += weight
-  return counts
+      matrix[entry.actual_class_id, entry.predicted_class_id] += weight
+  return matrix
 
 
 def _ratio(numerator: float, denominator: float) -> float:
   return float(numerator / denominator) if denominator else float('nan')
 
 
-def _derived(result_fn, keys, eval_config, model_name, output_name,
-             example_weighted):
-  """The confusion-matrix computation and one derived from it."""
-  computations = mcm.multi_class_confusion_matrices(
-      thresholds=[0.0], eval_config=eval_config, model_name=model_name,
-      output_name=output_name, example_weighted=example_weighted)
-  matrices_key = computations[-1].keys[-1]
-  computations.append(metric_types.DerivedMetricComputation(
-      keys=keys, result=lambda metrics: result_fn(metrics[matrices_key])))
-  return computations
-
-
 def _accuracy(name='accuracy', num_classes=10, code_fingerprint='',
               eval_config=None, model_name='', output_name='',
               example_weighted=False):
   del code_fingerprint  # in the config only, so an edit re-runs the Evaluator
-  key = metric_types.MetricKey(name=name, model_name=model_name,
-                               output_name=output_name,
-                               example_weighted=example_weighted)
+  key = _key(name, model_name, output_name, example_weighted)
 
-  def accuracy(matrices):
-    counts = _matrix(matrices, num_classes)
-    return {key: _ratio(np.trace(counts[:, :num_classes]), counts.sum())}
-  accuracy.__name__ = f'_accuracy_{name}'
+  def accuracy(counts):
+    matrix = _matrix(counts, num_classes)
+    return {key: _ratio(np.trace(matrix[:, :num_classes]), matrix.sum())}
   return _derived(accuracy, [key], eval_config, model_name, output_name,
                   example_weighted)
 
@@ -73,21 +154,36 @@ def _per_class(num_classes=10, code_fingerprint='', eval_config=None,
                model_name='', output_name='', example_weighted=False):
   del code_fingerprint
   def key(name, k):
-    return metric_types.MetricKey(
-        name=name, model_name=model_name, output_name=output_name,
-        sub_key=metric_types.SubKey(class_id=k, top_k=1),
-        example_weighted=example_weighted)
+    return _key(name, model_name, output_name, example_weighted,
+                sub_key=metric_types.SubKey(class_id=k, top_k=1))
   keys = [key(n, k) for n in ('precision', 'recall') for k in range(num_classes)]
 
-  def precision_recall(matrices):
-    counts = _matrix(matrices, num_classes)
-    out = {}
+  def precision_recall(counts):
+    matrix, out = _matrix(counts, num_classes), {}
     for k in range(num_classes):
-      hits = counts[k, k]
-      out[key('precision', k)] = _ratio(hits, counts[:, k].sum())
-      out[key('recall', k)] = _ratio(hits, counts[k].sum())
+      out[key('precision', k)] = _ratio(matrix[k, k], matrix[:, k].sum())
+      out[key('recall', k)] = _ratio(matrix[k, k], matrix[k].sum())
     return out
   return _derived(precision_recall, keys, eval_config, model_name, output_name,
+                  example_weighted)
+
+
+def _cross_entropy(name='loss', code_fingerprint='', eval_config=None,
+                   model_name='', output_name='', example_weighted=False):
+  del code_fingerprint
+  key = _key(name, model_name, output_name, example_weighted)
+  return _derived(lambda counts: {key: _ratio(counts.loss, counts.weight)}, [key],
+                  eval_config, model_name, output_name, example_weighted)
+
+
+def _plot(name=PLOT_NAME, code_fingerprint='', eval_config=None, model_name='',
+          output_name='', example_weighted=False):
+  del code_fingerprint
+  key = _key(name, model_name, output_name, example_weighted, plot=True)
+
+  def plot(counts):
+    return {key: counts.matrices.to_proto().multi_class_confusion_matrix_at_thresholds}
+  return _derived(plot, [key], eval_config, model_name, output_name,
                   example_weighted)
 
 
@@ -118,43 +214,10 @@ class SparseCrossEntropy(metric_types.Metric):
                      name=name, code_fingerprint=code_fingerprint)
 
 
-def _cross_entropy(name='loss', code_fingerprint='', eval_config=None,
-                   model_name='', output_name='', example_weighted=False):
-  del code_fingerprint
-  key = metric_types.MetricKey(name=name, model_name=model_name,
-                               output_name=output_name,
-                               example_weighted=example_weighted)
-  return [metric_types.MetricComputation(
-      keys=[key], preprocessors=None,
-      combiner=_CrossEntropyCombiner(key, eval_config, example_weighted))]
+class TopOneConfusionMatrixPlot(metric_types.Metric):
+  """TFMA's multi-class confusion matrix plot at threshold 0 (the top class,
+  or no prediction when its probability is 0), from the shared combiner."""
 
-
-class _CrossEntropyCombiner(beam.CombineFn):
-  """(sum of weighted -log p(label), sum of weights) -> their ratio."""
-
-  def __init__(self, key, eval_config, example_weighted: bool):
-    self._key, self._eval_config = key, eval_config
-    self._example_weighted = example_weighted
-
-  def create_accumulator(self) -> np.ndarray:
-    return np.zeros(2)
-
-  def add_input(self, accumulator: np.ndarray, element) -> np.ndarray:
-    label, prediction, weight = next(metric_util.to_label_prediction_example_weight(
-        element, eval_config=self._eval_config,
-        model_name=self._key.model_name, output_name=self._key.output_name,
-        example_weighted=self._example_weighted, flatten=False,
-        require_single_example_weight=True))
-    prediction = np.asarray(prediction, np.float64).reshape(-1)
-    label = np.asarray(label).reshape(-1)
-    k = int(np.argmax(label)) if label.size > 1 else int(label[0])
-    p = np.clip(prediction[k] / prediction.sum(), EPSILON, 1 - EPSILON)
-    weight = float(weight)
-    accumulator += (-np.log(p) * weight, weight)
-    return accumulator
-
-  def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
-    return np.sum(list(accumulators), axis=0)
-
-  def extract_output(self, accumulator: np.ndarray) -> dict:
-    return {self._key: _ratio(accumulator[0], accumulator[1])}
+  def __init__(self, name: str = PLOT_NAME, code_fingerprint: str = ''):
+    super().__init__(metric_util.merge_per_key_computations(_plot),
+                     name=name, code_fingerprint=code_fingerprint)

@@ -2,9 +2,10 @@
 
 Called by `pipeline.create.create_pipeline`; read back by
 `components/selector.py` (the metric named `accuracy`) and by the run
-summary. Accuracy, loss and per-class precision/recall are the native
-metrics of `components.tfma_metrics` (what each costs: bench/RESULTS.md); the
-confusion matrix is TFMA's own plot, which they derive from. The model is
+summary. Accuracy, loss, per-class precision/recall and the confusion matrix
+plot (TFMA's, written by TFMA's code) are the native metrics of
+`components.tfma_metrics`, all from one combiner (what each costs:
+bench/RESULTS.md). The model is
 called on batches of `inference_batch_size` by the extractors of
 `components.tfma_extractors` (the Evaluator's `module_path`).
 """
@@ -43,7 +44,7 @@ def eval_config(accuracy_threshold: float, batch_size: int,
       ours('TopOneAccuracy', accuracy_floor, name='accuracy',
            num_classes=num_classes),
       ours('SparseCrossEntropy', name='loss'),
-      tfma.MetricConfig(class_name='MultiClassConfusionMatrixPlot'),
+      ours('TopOneConfusionMatrixPlot'),
       ours('PerClassPrecisionRecall', num_classes=num_classes),
   ])
   return tfma.EvalConfig(

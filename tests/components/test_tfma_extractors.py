@@ -1,6 +1,8 @@
 """TFX's Evaluator with the extractors of components/tfma_extractors.py: the
 model is called on batches of `inference_batch_size`, and the evaluation is
-the one TFMA's default extractors make (run side by side, here, through
+the one TFMA's default extractors make; and the metrics of
+components/tfma_metrics.py write the confusion matrix plot TFMA's own
+MultiClassConfusionMatrixPlot writes (each run side by side, here, through
 TFX's Evaluator executor in Beam's DirectRunner, as the pipeline runs it)."""
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ def artifacts(tmp_path_factory):
 
 
 def evaluate(artifacts, out, module_path: str | None, batch_size: int,
-             monkeypatch) -> tuple[dict, list[int]]:
-  """({metric: value} of the overall slice, model call batch sizes)."""
+             monkeypatch, config=None) -> tuple[dict, list[int]]:
+  """({'metrics', 'plots' of the overall slice, 'blessing'}, model call batch
+  sizes) of `config` (default: the pipeline's eval config)."""
   from tensorflow_model_analysis.utils import model_util, util
   from tfx.components.evaluator.executor import Executor
   from tfx.types import standard_artifacts
@@ -83,7 +86,7 @@ def evaluate(artifacts, out, module_path: str | None, batch_size: int,
     os.makedirs(artifact.uri)
   properties = {
       'eval_config': proto_utils.proto_to_json(
-          evaluation.eval_config(0.3, batch_size)),
+          config or evaluation.eval_config(0.3, batch_size)),
       'example_splits': json.dumps(['test']),
       'fairness_indicator_thresholds': 'null'}
   if module_path:
@@ -93,8 +96,9 @@ def evaluate(artifacts, out, module_path: str | None, batch_size: int,
                 properties)
   result = tfma.load_eval_result(outputs['evaluation'].uri)
   (_, metrics), = result.slicing_metrics
+  (_, plots), = result.plots
   blessed = os.listdir(outputs['blessing'].uri)
-  return {'metrics': metrics, 'blessing': blessed}, calls
+  return {'metrics': metrics, 'plots': plots, 'blessing': blessed}, calls
 
 
 def test_the_model_sees_batches_of_the_set_size_and_the_evaluation_is_unchanged(
@@ -115,3 +119,53 @@ def test_batch_size_zero_leaves_the_batches_to_beam(artifacts, tmp_path,
   _, calls = evaluate(artifacts, str(tmp_path / 'c'),
                       evaluation.EXTRACTORS_MODULE, 0, monkeypatch)
   assert sum(calls) == EXAMPLES and calls[:3] == [1, 1, 2]  # Beam's ramp from 1
+
+
+def test_the_plot_and_metrics_are_those_of_tfma_stock_plot(artifacts, tmp_path,
+                                                           monkeypatch):
+  """The pipeline's config against the same with TFMA's own
+  MultiClassConfusionMatrixPlot in place of ours: the written evaluations
+  (metrics, the plot, the blessing) are identical."""
+  config = evaluation.eval_config(0.3, 256)
+  stock = tfma.EvalConfig()
+  stock.CopyFrom(config)
+  (plot,) = [m for m in stock.metrics_specs[0].metrics
+             if m.class_name == 'TopOneConfusionMatrixPlot']
+  plot.Clear()
+  plot.class_name = 'MultiClassConfusionMatrixPlot'
+  ours, _ = evaluate(artifacts, str(tmp_path / 'ours'),
+                     evaluation.EXTRACTORS_MODULE, 256, monkeypatch, config)
+  theirs, _ = evaluate(artifacts, str(tmp_path / 'stock'),
+                       evaluation.EXTRACTORS_MODULE, 256, monkeypatch, stock)
+  assert ours == theirs
+  matrix = ours['plots']['']['']['multiClassConfusionMatrixAtThresholds']
+  assert sum(e.get('numWeightedExamples', 0)
+             for e in matrix['matrices'][0]['entries']) == EXAMPLES
+
+
+def test_record_batches_are_cut_to_the_set_size_in_order():
+  """Beam's ramp of batch sizes in, exact batches out; a batch with other
+  columns starts a new one; extracts without a record batch pass through."""
+  import apache_beam as beam
+  import pyarrow as pa
+  from apache_beam.testing.util import assert_that, equal_to
+  from components import tfma_extractors
+
+  sizes = [1, 2, 4, 8, 16, 32, 64, 128, 256, 189]
+  starts = np.cumsum([0] + sizes)
+  inputs = [{tfma.ARROW_RECORD_BATCH_KEY: pa.RecordBatch.from_pydict(
+      {'x': list(range(a, a + n))})} for a, n in zip(starts, sizes)]
+  inputs.append({tfma.ARROW_RECORD_BATCH_KEY: pa.RecordBatch.from_pydict(
+      {'y': [0.5] * 3})})
+  inputs.append({tfma.FEATURES_KEY: {'x': np.arange(2)}})
+  with beam.Pipeline() as pipeline:
+    out = (pipeline | beam.Create([inputs]) | beam.FlatMap(lambda x: x)
+           | tfma_extractors.rebatch_extractor(256).ptransform
+           | beam.Map(lambda e: (tuple(e[tfma.ARROW_RECORD_BATCH_KEY].schema.names),
+                                 e[tfma.ARROW_RECORD_BATCH_KEY].to_pydict())
+                      if tfma.ARROW_RECORD_BATCH_KEY in e else ('features', None)))
+    x = list(range(sum(sizes)))
+    assert_that(out, equal_to([
+        (('x',), {'x': x[:256]}), (('x',), {'x': x[256:512]}),
+        (('x',), {'x': x[512:]}), (('y',), {'y': [0.5] * 3}),
+        ('features', None)]))

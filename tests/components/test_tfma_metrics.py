@@ -22,26 +22,55 @@ from tensorflow_model_analysis.metrics import metric_types  # noqa: E402
 CLASSES = 4
 
 
-def evaluate(metric, labels, probabilities) -> dict:
-  """{metric key: value} of `metric` over the examples."""
+def inputs_of(labels, probabilities, weights=None, as_dict=False) -> list:
+  """StandardMetricInputs as TFMA's extractors make them (the predictions a
+  dict of the serving outputs when `as_dict`)."""
+  weights = np.ones(len(labels)) if weights is None else weights
+  out = []
+  for label, p, w in zip(labels, probabilities, weights):
+    p = np.asarray(p, np.float32)
+    prediction = {'probabilities': p, 'class_ids': np.array([p.argmax()])} if as_dict else p
+    out.append(metric_types.StandardMetricInputs(
+        label=np.array([label]), prediction=prediction,
+        example_weight=np.array([w], np.float32)))
+  return out
+
+
+def compute(metrics, inputs, example_weighted: bool = False) -> dict:
+  """{key: value} of every computation of `metrics`, run as TFMA runs them: a
+  computation several metrics share runs once (TFMA's de-duplication by
+  combiner and keys), its combiner folds the inputs in two accumulators that
+  are then merged (as Beam merges bundles), and the derived computations read
+  the combiners' results."""
   config = tfma.EvalConfig(model_specs=[tfma.ModelSpec(
       label_key='label', prediction_key='probabilities')])
-  inputs = [metric_types.StandardMetricInputs(
-      label=np.array([label]), prediction=np.asarray(p, np.float32),
-      example_weight=np.array([1.0])) for label, p in zip(labels, probabilities)]
+  combined, derived = [], []
+  for metric in metrics:
+    for computation in metric.computations(eval_config=config,
+                                           example_weighted=example_weighted):
+      if isinstance(computation, metric_types.MetricComputation):
+        if computation not in combined:
+          combined.append(computation)
+      else:
+        derived.append(computation)
   results = {}
-  for computation in metric.computations(eval_config=config):
-    if isinstance(computation, metric_types.MetricComputation):
-      combiner = computation.combiner
-      halves = []  # two accumulators merged, as Beam merges bundles
-      for part in (inputs[::2], inputs[1::2]):
-        accumulator = combiner.create_accumulator()
-        for element in part:
-          accumulator = combiner.add_input(accumulator, element)
-        halves.append(accumulator)
-      results.update(combiner.extract_output(combiner.merge_accumulators(halves)))
-    else:
-      results.update(computation.result(results))
+  for computation in combined:
+    combiner = computation.combiner
+    halves = []
+    for part in (inputs[::2], inputs[1::2]):
+      accumulator = combiner.create_accumulator()
+      for element in part:
+        accumulator = combiner.add_input(accumulator, element)
+      halves.append(accumulator)
+    results.update(combiner.extract_output(combiner.merge_accumulators(halves)))
+  for computation in derived:
+    results.update(computation.result(results))
+  return results
+
+
+def evaluate(metric, labels, probabilities) -> dict:
+  """{metric key: value} of `metric` over the examples."""
+  results = compute([metric], inputs_of(labels, probabilities))
   return {key: value for key, value in results.items()
           if key.name in ('accuracy', 'loss', 'precision', 'recall')}
 
@@ -108,3 +137,67 @@ def test_the_code_fingerprint_is_only_a_cache_key(examples):
   keyed = evaluate(tfma_metrics.TopOneAccuracy(code_fingerprint='abc'),
                    labels, probabilities)
   assert plain == keyed
+
+
+def test_the_plot_is_tfma_multi_class_confusion_matrix_plot(examples):
+  """The same PlotKey and proto as TFMA's MultiClassConfusionMatrixPlot,
+  including a tie (the first top class) and an all-zero row (no prediction),
+  with and without example weights."""
+  labels, probabilities = examples
+  probabilities = probabilities.copy()
+  probabilities[1] = [0.4, 0.4, 0.1, 0.1]
+  probabilities[2] = [0.0, 0.0, 0.0, 0.0]
+  weights = np.random.default_rng(1).uniform(0.5, 2.0, size=len(labels))
+  for weighted in (False, True):
+    for as_dict in (False, True):
+      inputs = inputs_of(labels, probabilities, weights, as_dict)
+      ours = compute([tfma_metrics.TopOneConfusionMatrixPlot()], inputs, weighted)
+      stock = compute([tfma.metrics.MultiClassConfusionMatrixPlot()], inputs, weighted)
+      plots = lambda r: {k: v for k, v in r.items()
+                         if isinstance(k, metric_types.PlotKey)}
+      assert plots(ours) == plots(stock) and len(plots(ours)) == 1
+      (plot,) = plots(ours).values()
+      entries = plot.matrices[0].entries
+      assert sum(e.num_weighted_examples for e in entries) == pytest.approx(
+          weights.sum() if weighted else len(labels))
+      assert any(e.predicted_class_id == -1 for e in entries)
+
+
+def test_every_metric_shares_one_combiner(examples):
+  """Four metrics, one pass: TFMA de-duplicates the shared combiner."""
+  metrics = [tfma_metrics.TopOneAccuracy(num_classes=CLASSES),
+             tfma_metrics.SparseCrossEntropy(),
+             tfma_metrics.PerClassPrecisionRecall(num_classes=CLASSES),
+             tfma_metrics.TopOneConfusionMatrixPlot()]
+  config = tfma.EvalConfig(model_specs=[tfma.ModelSpec(prediction_key='probabilities')])
+  combined = {c for m in metrics for c in m.computations(eval_config=config)
+              if isinstance(c, metric_types.MetricComputation)}
+  assert len(combined) == 1
+  labels, probabilities = examples
+  together = compute(metrics, inputs_of(labels, probabilities))
+  alone = {}
+  for metric in metrics:
+    alone.update(compute([metric], inputs_of(labels, probabilities)))
+  assert together.keys() == alone.keys() and len(together) == 1 + 1 + 1 + 2 * CLASSES + 1
+  for key, value in together.items():
+    if isinstance(value, float):
+      assert value == pytest.approx(alone[key], nan_ok=True)
+    else:
+      assert value == alone[key]
+
+
+def test_weighted_inputs_take_tfma_own_reading(examples):
+  """Example weights (the generic path) weigh the loss and the accuracy."""
+  labels, probabilities = examples
+  weights = np.where(np.arange(len(labels)) % 2 == 0, 3.0, 1.0)
+  inputs = inputs_of(labels, probabilities, weights, as_dict=True)
+  results = by_name({k: v for k, v in compute(
+      [tfma_metrics.TopOneAccuracy(num_classes=CLASSES),
+       tfma_metrics.SparseCrossEntropy()], inputs, example_weighted=True).items()
+      if k.name in ('accuracy', 'loss')})
+  top = probabilities.argmax(axis=1)
+  p = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1 - 1e-7)
+  assert results[('accuracy', None)] == pytest.approx(
+      np.average(top == labels, weights=weights))
+  assert results[('loss', None)] == pytest.approx(
+      np.average(-np.log(p), weights=weights), rel=1e-5)
