@@ -14,15 +14,19 @@ matrix plot, which TFMA's own `Matrices.to_proto` writes exactly as its
 TFMA runs a combiner that several metrics share once (it de-duplicates
 computations by combiner and key).
 
-The keys are those of the stock metrics: `accuracy`, `loss`, `precision` /
-`recall` with sub key (class_id=k, top_k=1), and the plot
+The combiner takes one example or a whole batch; so does `TopOneExampleCount`
+(TFMA's ExampleCount counts one per element), which lets the Evaluator skip
+splitting its batches into examples when every metric is one of these
+(`components/tfma_extractors.py`).
+
+The keys are those of the stock metrics: `example_count`, `accuracy`, `loss`,
+`precision` / `recall` with sub key (class_id=k, top_k=1), and the plot
 `multi_class_confusion_matrix_plot`. A class counts as predicted when it is
 the top class; a precision that is 0/0 (a class never predicted) is NaN.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Iterable, NamedTuple
 
 import apache_beam as beam
@@ -45,8 +49,10 @@ class TopOneCounts(NamedTuple):
 class _TopOneCombiner(beam.CombineFn):
   """Per example: its (label, top class) cell and its loss, as TFMA's
   multi-class confusion matrix combiner and Keras's sparse cross-entropy
-  compute them. The common case (an integer label, this model's probability
-  vector, unweighted) is read directly; any other input goes through TFMA's
+  compute them, for one example or a batch of them at once (the extractors of
+  `components.tfma_extractors` hand over whole batches when every metric is
+  one of these). Integer (or one-hot) labels and this model's probabilities
+  are read directly; any other single example goes through TFMA's
   `to_label_prediction_example_weight`."""
 
   def __init__(self, key, eval_config, example_weighted: bool):
@@ -55,40 +61,57 @@ class _TopOneCombiner(beam.CombineFn):
     spec = model_util.get_model_spec(eval_config, key.model_name) if eval_config else None
     self._prediction_key = spec.prediction_key if spec else ''
 
-  def _inputs(self, element) -> tuple[int, np.ndarray, float]:
+  def _arrays(self, element) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(actual class per example, probabilities [examples, classes], weights)."""
     label, prediction = element.label, element.prediction
+    weight = element.example_weight if self._example_weighted else None
     if isinstance(prediction, dict) and self._prediction_key:
       prediction = prediction.get(self._prediction_key)
-    if (not self._example_weighted and not self._key.model_name
-        and not self._key.output_name and isinstance(label, np.ndarray)
-        and label.size == 1 and label.dtype.kind in 'iu'
-        and isinstance(prediction, np.ndarray) and prediction.ndim == 1):
-      return int(label.reshape(-1)[0]), prediction, 1.0
+    if (not self._key.model_name and not self._key.output_name
+        and isinstance(label, np.ndarray) and label.dtype.kind in 'biuf'
+        and isinstance(prediction, np.ndarray) and prediction.ndim in (1, 2)
+        and (weight is None or isinstance(weight, np.ndarray))):
+      probabilities = prediction.reshape(-1, prediction.shape[-1])
+      n = len(probabilities)
+      if label.size % n == 0:
+        labels = label.reshape(n, -1)
+        actual = labels[:, 0] if labels.shape[1] == 1 else labels.argmax(axis=1)
+        weights = (np.ones(n) if weight is None
+                   else np.broadcast_to(np.asarray(weight, np.float64).reshape(-1), n))
+        return actual.astype(np.int64), probabilities, weights
+    if isinstance(prediction, np.ndarray) and prediction.ndim == 2 and len(prediction) > 1:
+      raise ValueError(f'A batch of {len(prediction)} examples needs one label '
+                       f'array and one probability array: {element}')
     label, prediction, weight = next(metric_util.to_label_prediction_example_weight(
         element, eval_config=self._eval_config,
         model_name=self._key.model_name, output_name=self._key.output_name,
         example_weighted=self._example_weighted, flatten=False,
         require_single_example_weight=True))
     actual = int(np.argmax(label)) if label.size > 1 else int(label.reshape(-1)[0])
-    return actual, prediction.reshape(-1), float(weight)
+    return (np.array([actual]), prediction.reshape(1, -1),
+            np.array([float(weight)]))
 
   def create_accumulator(self) -> list:
     return [{}, 0.0, 0.0]  # cells, loss, weight
 
   def add_input(self, accumulator: list, element) -> list:
-    actual, prediction, weight = self._inputs(element)
-    if prediction.size < 2:
+    actual, probabilities, weights = self._arrays(element)
+    if probabilities.shape[1] < 2:
       raise ValueError(f'Predictions must hold one probability per class, got '
-                       f'shape {prediction.shape}: {element}')
-    top = int(prediction.argmax())
-    cell = mcm.MatrixEntryKey(
-        actual, top if prediction[top] > 0.0 else mcm.NO_PREDICTED_CLASS_ID)
+                       f'shape {probabilities.shape[1:]}: {element}')
+    rows = np.arange(len(probabilities))
+    top = probabilities.argmax(axis=1)
+    predicted = np.where(probabilities[rows, top] > 0.0, top,
+                         mcm.NO_PREDICTED_CLASS_ID)
     cells = accumulator[0]
-    cells[cell] = cells.get(cell, 0.0) + weight
-    total = float(prediction.sum(dtype=np.float64))
-    p = float(prediction[actual]) / total if total > 0 else 0.0  # all zero: p = 0
-    accumulator[1] -= math.log(min(max(p, EPSILON), 1 - EPSILON)) * weight
-    accumulator[2] += weight
+    for cell, weight in zip(zip(actual.tolist(), predicted.tolist()), weights.tolist()):
+      cell = mcm.MatrixEntryKey(*cell)
+      cells[cell] = cells.get(cell, 0.0) + weight
+    totals = probabilities.sum(axis=1, dtype=np.float64)
+    p = np.divide(probabilities[rows, actual], totals, out=np.zeros(len(rows)),
+                  where=totals > 0)  # all zero: p = 0
+    accumulator[1] -= float(np.dot(np.log(np.clip(p, EPSILON, 1 - EPSILON)), weights))
+    accumulator[2] += float(weights.sum())
     return accumulator
 
   def merge_accumulators(self, accumulators: Iterable[list]) -> list:
@@ -176,6 +199,14 @@ def _cross_entropy(name='loss', code_fingerprint='', eval_config=None,
                   eval_config, model_name, output_name, example_weighted)
 
 
+def _example_count(name='example_count', code_fingerprint='', eval_config=None,
+                   model_name='', output_name='', example_weighted=False):
+  del code_fingerprint
+  key = _key(name, model_name, output_name, example_weighted)
+  return _derived(lambda counts: {key: counts.weight}, [key], eval_config,
+                  model_name, output_name, example_weighted)
+
+
 def _plot(name=PLOT_NAME, code_fingerprint='', eval_config=None, model_name='',
           output_name='', example_weighted=False):
   del code_fingerprint
@@ -220,4 +251,13 @@ class TopOneConfusionMatrixPlot(metric_types.Metric):
 
   def __init__(self, name: str = PLOT_NAME, code_fingerprint: str = ''):
     super().__init__(metric_util.merge_per_key_computations(_plot),
+                     name=name, code_fingerprint=code_fingerprint)
+
+
+class TopOneExampleCount(metric_types.Metric):
+  """The number of examples (their summed weight when weighted), as TFMA's
+  ExampleCount, from the shared combiner, so it also counts whole batches."""
+
+  def __init__(self, name: str = 'example_count', code_fingerprint: str = ''):
+    super().__init__(metric_util.merge_per_key_computations(_example_count),
                      name=name, code_fingerprint=code_fingerprint)

@@ -40,7 +40,7 @@ def eval_config(accuracy_threshold: float, batch_size: int,
       value_threshold=tfma.GenericValueThreshold(
           lower_bound={'value': accuracy_threshold}))
   metrics = tfma.MetricsSpec(metrics=[
-      tfma.MetricConfig(class_name='ExampleCount'),
+      ours('TopOneExampleCount'),
       ours('TopOneAccuracy', accuracy_floor, name='accuracy',
            num_classes=num_classes),
       ours('SparseCrossEntropy', name='loss'),

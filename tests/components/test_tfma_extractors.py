@@ -101,15 +101,39 @@ def evaluate(artifacts, out, module_path: str | None, batch_size: int,
   return {'metrics': metrics, 'plots': plots, 'blessing': blessed}, calls
 
 
+def assert_same(ours, theirs):
+  """Equal, but for floats, which may differ in the last bits (a batch's
+  loss is summed in another order than one example at a time)."""
+  if isinstance(ours, dict):
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+      assert_same(ours[key], theirs[key])
+  elif isinstance(ours, float):
+    assert ours == pytest.approx(theirs, rel=1e-12)
+  else:
+    assert ours == theirs
+
+
 def test_the_model_sees_batches_of_the_set_size_and_the_evaluation_is_unchanged(
     artifacts, tmp_path, monkeypatch):
+  """TFMA's default extractors (one example at a time into the metrics)
+  against ours (record batches of 256 rows, folded whole by the metrics)."""
+  from components import tfma_metrics
   default, default_calls = evaluate(artifacts, str(tmp_path / 'a'), None, 256,
                                     monkeypatch)
+  folded = []
+  add_input = tfma_metrics._TopOneCombiner.add_input
+
+  def recorded(self, accumulator, element):
+    folded.append(len(element.label))
+    return add_input(self, accumulator, element)
+  monkeypatch.setattr(tfma_metrics._TopOneCombiner, 'add_input', recorded)
   batched, calls = evaluate(artifacts, str(tmp_path / 'b'),
                             evaluation.EXTRACTORS_MODULE, 256, monkeypatch)
   assert calls[-3:] == [256, 256, EXAMPLES - 512]
+  assert sorted(folded) == [EXAMPLES - 512, 256, 256]  # whole batches
   assert sum(default_calls) >= EXAMPLES  # TFMA's own batches, left to Beam
-  assert batched == default
+  assert_same(batched, default)
   accuracy = default['metrics']['']['']['accuracy']['doubleValue']
   assert 0.4 < accuracy < 0.7 and default['blessing'] == ['BLESSED']
 
@@ -137,7 +161,7 @@ def test_the_plot_and_metrics_are_those_of_tfma_stock_plot(artifacts, tmp_path,
                      evaluation.EXTRACTORS_MODULE, 256, monkeypatch, config)
   theirs, _ = evaluate(artifacts, str(tmp_path / 'stock'),
                        evaluation.EXTRACTORS_MODULE, 256, monkeypatch, stock)
-  assert ours == theirs
+  assert_same(ours, theirs)
   matrix = ours['plots']['']['']['multiClassConfusionMatrixAtThresholds']
   assert sum(e.get('numWeightedExamples', 0)
              for e in matrix['matrices'][0]['entries']) == EXAMPLES
@@ -169,3 +193,27 @@ def test_record_batches_are_cut_to_the_set_size_in_order():
         (('x',), {'x': x[:256]}), (('x',), {'x': x[256:512]}),
         (('x',), {'x': x[512:]}), (('y',), {'y': [0.5] * 3}),
         ('features', None)]))
+
+
+@pytest.mark.parametrize('change, batched', [
+    (None, True),
+    ('feature slice', False),
+    ('stock metric', False),
+])
+def test_whole_batches_reach_the_metrics_only_when_they_all_take_them(change,
+                                                                      batched):
+  """TFMA's UnbatchExtractor stays when a slice needs single examples or a
+  metric is TFMA's own (its ExampleCount counts one per element)."""
+  from components import tfma_extractors
+  from tensorflow_model_analysis.extractors import unbatch_extractor
+  config = evaluation.eval_config(0.3, 256)
+  if change == 'feature slice':
+    config.slicing_specs.add(feature_keys=['label'])
+  elif change == 'stock metric':
+    config.metrics_specs[0].metrics.add(class_name='ExampleCount')
+  shared = tfma.default_eval_shared_model(eval_saved_model_path='unused',
+                                          eval_config=config)
+  stages = [e.stage_name for e in tfma_extractors.custom_extractors(
+      shared, config, None)]
+  assert stages[0] == tfma_extractors.STAGE_NAME
+  assert (unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME not in stages) == batched

@@ -201,3 +201,71 @@ def test_weighted_inputs_take_tfma_own_reading(examples):
       np.average(top == labels, weights=weights))
   assert results[('loss', None)] == pytest.approx(
       np.average(-np.log(p), weights=weights), rel=1e-5)
+
+
+ALL = (lambda: [tfma_metrics.TopOneExampleCount(),
+                tfma_metrics.TopOneAccuracy(num_classes=CLASSES),
+                tfma_metrics.SparseCrossEntropy(),
+                tfma_metrics.PerClassPrecisionRecall(num_classes=CLASSES),
+                tfma_metrics.TopOneConfusionMatrixPlot()])
+
+
+def batched(inputs: list, size: int) -> list:
+  """The inputs as TFMA holds a batch of them when nothing unbatches it:
+  labels [n, 1], predictions {name: [n, ...]}, weights [n]."""
+  out = []
+  for start in range(0, len(inputs), size):
+    part = inputs[start:start + size]
+    prediction = part[0].prediction
+    if isinstance(prediction, dict):
+      prediction = {k: np.stack([x.prediction[k] for x in part]) for k in prediction}
+    else:
+      prediction = np.stack([x.prediction for x in part])
+    out.append(metric_types.StandardMetricInputs(
+        label=np.stack([x.label for x in part]), prediction=prediction,
+        example_weight=np.concatenate([x.example_weight for x in part])))
+  return out
+
+
+@pytest.mark.parametrize('weighted', [False, True])
+def test_batches_fold_to_what_single_examples_fold_to(examples, weighted):
+  labels, probabilities = examples
+  weights = np.random.default_rng(2).uniform(0.5, 2.0, size=len(labels))
+  single = inputs_of(labels, probabilities, weights, as_dict=True)
+  one_by_one = compute(ALL(), single, weighted)
+  in_batches = compute(ALL(), batched(single, 16), weighted)  # 60 = 16+16+16+12
+  assert one_by_one.keys() == in_batches.keys()
+  for key, value in one_by_one.items():
+    if isinstance(value, float):
+      assert in_batches[key] == pytest.approx(value, rel=1e-12, nan_ok=True)
+    elif not isinstance(value, tfma_metrics.TopOneCounts):
+      assert in_batches[key] == value
+
+
+@pytest.mark.parametrize('weighted', [False, True])
+def test_example_count_is_tfma_example_count(examples, weighted):
+  labels, probabilities = examples
+  weights = np.random.default_rng(3).uniform(0.5, 2.0, size=len(labels))
+  inputs = inputs_of(labels, probabilities, weights)
+  ours = compute([tfma_metrics.TopOneExampleCount()], inputs, weighted)
+  stock = compute([tfma.metrics.ExampleCount()], inputs, weighted)
+  count = lambda r: {k: v for k, v in r.items() if k.name == 'example_count'}
+  assert count(ours).keys() == count(stock).keys()
+  for key, value in count(stock).items():
+    assert count(ours)[key] == pytest.approx(value, rel=1e-12)
+  # On one batch of all of them, TFMA's counts the element; ours its examples.
+  assert list(count(compute([tfma_metrics.TopOneExampleCount()],
+                            batched(inputs, 100), weighted)).values()) == [
+      pytest.approx(weights.sum() if weighted else len(labels))]
+
+
+def test_a_batch_it_cannot_read_is_refused_not_folded_as_one():
+  element = metric_types.StandardMetricInputs(
+      label={'a': np.array([[1], [2]])},
+      prediction=np.full((2, 4), 0.25, np.float32),
+      example_weight=np.array([1.0, 1.0]))
+  (counts,) = [c for c in tfma_metrics.TopOneAccuracy().computations(
+      eval_config=tfma.EvalConfig(model_specs=[tfma.ModelSpec()]))
+      if isinstance(c, metric_types.MetricComputation)]
+  with pytest.raises(ValueError, match='batch of 2 examples'):
+    counts.combiner.add_input(counts.combiner.create_accumulator(), element)
