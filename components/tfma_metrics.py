@@ -73,7 +73,7 @@ class _TopOneCombiner(beam.CombineFn):
         and (weight is None or isinstance(weight, np.ndarray))):
       probabilities = prediction.reshape(-1, prediction.shape[-1])
       n = len(probabilities)
-      if label.size % n == 0:
+      if label.size and label.size % n == 0:
         labels = label.reshape(n, -1)
         actual = labels[:, 0] if labels.shape[1] == 1 else labels.argmax(axis=1)
         weights = (np.ones(n) if weight is None
@@ -87,6 +87,8 @@ class _TopOneCombiner(beam.CombineFn):
         model_name=self._key.model_name, output_name=self._key.output_name,
         example_weighted=self._example_weighted, flatten=False,
         require_single_example_weight=True))
+    if not label.size:
+      raise ValueError(f'Label missing from example: {element}')
     actual = int(np.argmax(label)) if label.size > 1 else int(label.reshape(-1)[0])
     return (np.array([actual]), prediction.reshape(1, -1),
             np.array([float(weight)]))

@@ -259,7 +259,7 @@ def test_example_count_is_tfma_example_count(examples, weighted):
       pytest.approx(weights.sum() if weighted else len(labels))]
 
 
-def test_a_batch_it_cannot_read_is_refused_not_folded_as_one():
+def test_inputs_it_cannot_read_are_refused_with_their_reason():
   element = metric_types.StandardMetricInputs(
       label={'a': np.array([[1], [2]])},
       prediction=np.full((2, 4), 0.25, np.float32),
@@ -269,3 +269,8 @@ def test_a_batch_it_cannot_read_is_refused_not_folded_as_one():
       if isinstance(c, metric_types.MetricComputation)]
   with pytest.raises(ValueError, match='batch of 2 examples'):
     counts.combiner.add_input(counts.combiner.create_accumulator(), element)
+  unlabelled = metric_types.StandardMetricInputs(
+      label=np.array([], np.int64), prediction=np.full(4, 0.25, np.float32),
+      example_weight=np.array([1.0]))
+  with pytest.raises(ValueError, match='Label missing'):
+    counts.combiner.add_input(counts.combiner.create_accumulator(), unlabelled)
