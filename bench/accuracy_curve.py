@@ -57,16 +57,28 @@ def load(source, split: str, per_class: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_all(source, per_class: int, cache: str):
-  """(train, validation, test) uint8 images and labels, from `cache` if given."""
+  """(train, validation, test) uint8 images and labels, from `cache` if given.
+  The cache records the --per-class it was made with; another is refused
+  (a subset run must not read all of CIFAR-10, nor the other way round)."""
   names = ('train', 'validation', 'test')
   if cache and os.path.exists(cache):
     with np.load(cache) as saved:
-      return tuple((saved[f'x_{n}'], saved[f'y_{n}']) for n in names)
+      splits = tuple((saved[f'x_{n}'], saved[f'y_{n}']) for n in names)
+      # A cache from before the count was recorded holds the whole set.
+      made_with = (int(saved['per_class']) if 'per_class' in saved.files
+                   else 0 if len(splits[0][1]) + len(splits[1][1]) == 50_000
+                   else None)
+    if made_with != per_class:
+      sys.exit(f'{cache} holds the splits of --per-class '
+               f'{"unknown" if made_with is None else made_with}, not {per_class}: '
+               f'give another --cache file (or delete this one).')
+    return splits
   splits = tuple(load(source, n, per_class) for n in names)
   if cache:  # whole or not at all: runs started side by side may share it
     partial = f'{cache}.{os.getpid()}.npz'
-    np.savez(partial, **{f'{k}_{n}': v for n, split in zip(names, splits)
-                         for k, v in zip('xy', split)})
+    np.savez(partial, per_class=per_class,
+             **{f'{k}_{n}': v for n, split in zip(names, splits)
+                for k, v in zip('xy', split)})
     os.replace(partial, cache)
   return splits
 

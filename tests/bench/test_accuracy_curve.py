@@ -34,6 +34,32 @@ def test_cache_round_trip_skips_decoding(tmp_path, monkeypatch):
     np.testing.assert_array_equal(y1, y2)
 
 
+def test_a_cache_of_another_subset_is_refused(tmp_path, monkeypatch):
+  """--per-class 500 with a cache of all the data (or the reverse) stops
+  with one line instead of training on the wrong set."""
+  def fake_load(source, split, per_class):
+    n = {'train': 9, 'validation': 1, 'test': 2}[split]
+    return np.zeros((n, 32, 32, 3), np.uint8), np.arange(n)
+  monkeypatch.setattr(accuracy_curve, 'load', fake_load)
+  cache = str(tmp_path / 'subset.npz')
+  accuracy_curve.load_all('archive', 1, cache)
+  assert len(accuracy_curve.load_all('archive', 1, cache)[0][1]) == 9
+  with pytest.raises(SystemExit, match='--per-class 1, not 0'):
+    accuracy_curve.load_all('archive', 0, cache)
+  # A cache from before the count was recorded: all of CIFAR-10 or unknown.
+  old = str(tmp_path / 'old.npz')
+  np.savez(old, **{f'{k}_{n}': np.zeros(size, np.uint8) for n, size in
+                   (('train', 45_000), ('validation', 5_000), ('test', 10))
+                   for k in 'xy'})
+  assert len(accuracy_curve.load_all('archive', 0, old)[0][1]) == 45_000
+  with pytest.raises(SystemExit, match='--per-class 0, not 500'):
+    accuracy_curve.load_all('archive', 500, old)
+  np.savez(old, **{f'{k}_{n}': np.zeros(9, np.uint8)
+                   for n in ('train', 'validation', 'test') for k in 'xy'})
+  with pytest.raises(SystemExit, match='--per-class unknown, not 0'):
+    accuracy_curve.load_all('archive', 0, old)
+
+
 def test_summary_reports_test_accuracy_at_the_best_validation_epoch():
   rows = [dict(epoch=1, wall_s=10, val_acc=0.70, test_acc=0.69),
           dict(epoch=2, wall_s=20, val_acc=0.82, test_acc=0.80),
