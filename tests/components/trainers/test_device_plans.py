@@ -116,12 +116,19 @@ def test_each_trainer_was_killed_once_then_resumed_and_exported(plan):
     assert info['steps_per_epoch'] % info['steps_per_execution'] == 0
     assert not os.path.exists(info['checkpoint_dir'])  # removed once exported
     # The best epoch's logged val_accuracy is the kept model's, within one
-    # image (inference outside fit may flip a near-tie).
+    # image on one device (inference outside fit may flip a near-tie) and
+    # two across replicas: with 3 replicas (mixed_bfloat16), 2 of 20 images
+    # differed in one CI run and 1 in a run where no image's top two
+    # probabilities were within 1e-3; likely bfloat16's rounding of a
+    # replica's share of a batch against the whole batch on one device (not
+    # established).
     validation = found['validation']
     assert validation['images'] == info['validation_images']
+    allowed = 1.0 if REPLICAS[name] == 1 else 2.0
     assert abs(validation['logged'] - validation['recomputed']) <= (
-        1.0 / validation['images'] + 1e-6), validation
-  print(f'{name}: {results["seconds"]:.0f} s')
+        allowed / validation['images'] + 1e-6), validation
+  print(f'{name}: {results["seconds"]:.0f} s; validation ' + ', '.join(
+      f'{m}: {results["models"][m]["validation"]}' for m in ('alexnet', 'vgg16')))
 
 
 def test_the_whitened_first_layer_is_set_where_asked(three_replica_plans):
