@@ -56,10 +56,9 @@ def plain_inference_seconds(saved_model_dir: str, examples_glob: str,
   files = sorted(glob.glob(examples_glob))
   batches = list(tf.data.TFRecordDataset(files, compression_type='GZIP')
                  .batch(batch_size))
-  labels = tf.data.TFRecordDataset(files, compression_type='GZIP').map(
-      lambda s: tf.io.parse_single_example(
-          s, {'label': tf.io.FixedLenFeature([], tf.int64)})['label'])
-  truth = np.array(list(labels.as_numpy_iterator()))
+  label = {'label': tf.io.FixedLenFeature([], tf.int64)}
+  truth = np.concatenate([tf.io.parse_example(batch, label)['label'].numpy()
+                          for batch in batches])
   model = tf.saved_model.load(saved_model_dir)
   serve = model.signatures['serving_default']
   serve(examples=batches[0])  # warm-up: tracing, first allocations

@@ -68,6 +68,20 @@ def compute(metrics, inputs, example_weighted: bool = False) -> dict:
   return results
 
 
+def assert_same_results(ours: dict, theirs: dict):
+  """The same keys; floats equal to 1e-12 (a batch sums in another order),
+  as are the shared combiner's summed loss and weight; the rest equal."""
+  assert ours.keys() == theirs.keys()
+  for key, value in ours.items():
+    if isinstance(value, float):
+      assert value == pytest.approx(theirs[key], rel=1e-12, nan_ok=True)
+    elif isinstance(value, tfma_metrics.TopOneCounts):
+      assert value.matrices == theirs[key].matrices
+      assert value[1:] == pytest.approx(theirs[key][1:], rel=1e-12)
+    else:
+      assert value == theirs[key]
+
+
 def evaluate(metric, labels, probabilities) -> dict:
   """{metric key: value} of `metric` over the examples."""
   results = compute([metric], inputs_of(labels, probabilities))
@@ -178,16 +192,12 @@ def test_every_metric_shares_one_combiner(examples):
   alone = {}
   for metric in metrics:
     alone.update(compute([metric], inputs_of(labels, probabilities)))
-  assert together.keys() == alone.keys() and len(together) == 1 + 1 + 1 + 2 * CLASSES + 1
-  for key, value in together.items():
-    if isinstance(value, float):
-      assert value == pytest.approx(alone[key], nan_ok=True)
-    else:
-      assert value == alone[key]
+  assert len(together) == 1 + 1 + 1 + 2 * CLASSES + 1
+  assert_same_results(together, alone)
 
 
-def test_weighted_inputs_take_tfma_own_reading(examples):
-  """Example weights (the generic path) weigh the loss and the accuracy."""
+def test_example_weights_weigh_the_loss_and_the_accuracy(examples):
+  """Weights given with the examples weigh the loss and the accuracy."""
   labels, probabilities = examples
   weights = np.where(np.arange(len(labels)) % 2 == 0, 3.0, 1.0)
   inputs = inputs_of(labels, probabilities, weights, as_dict=True)
@@ -234,12 +244,7 @@ def test_batches_fold_to_what_single_examples_fold_to(examples, weighted):
   single = inputs_of(labels, probabilities, weights, as_dict=True)
   one_by_one = compute(ALL(), single, weighted)
   in_batches = compute(ALL(), batched(single, 16), weighted)  # 60 = 16+16+16+12
-  assert one_by_one.keys() == in_batches.keys()
-  for key, value in one_by_one.items():
-    if isinstance(value, float):
-      assert in_batches[key] == pytest.approx(value, rel=1e-12, nan_ok=True)
-    elif not isinstance(value, tfma_metrics.TopOneCounts):
-      assert in_batches[key] == value
+  assert_same_results(in_batches, one_by_one)
 
 
 @pytest.mark.parametrize('weighted', [False, True])
