@@ -17,8 +17,10 @@ It trains with the Trainer's own loop (`components.trainers.loop.train`:
 phases, schedule, per-epoch seeds, best-on-validation weights), fed from
 numpy arrays normalised with Transform's statistics (`bench/curve_training.py`),
 so the two cannot drift. On a GPU it trains as the Trainer does there: the
-mixed-precision policy of `components.trainers.device.choose_policy`, XLA,
-`--steps-per-execution`.
+mixed-precision policy of `components.trainers.device.resolve_policy`, XLA,
+`--steps-per-execution`; on a CPU, the model's `policy` setting (the `cpu`
+preset's AlexNet: bfloat16 where the CPU has it; `--set alexnet.policy=float32`
+to compare).
 `--cache FILE.npz` keeps the decoded splits, so that several runs on one
 machine decode the JPEGs once; `--deadline-s` ends the run (still printing
 the summary) before an epoch that would not finish in time; `--save-weights`
@@ -126,8 +128,6 @@ def main(argv=None) -> int:
                       help='.npz file of the decoded splits (read, or written)')
   parser.add_argument('--steps-per-execution', type=int, default=0,
                       help='0 = 32 on a GPU, 1 on a CPU')
-  parser.add_argument('--policy', default='auto',
-                      help='keras dtype policy; auto = device.choose_policy')
   parser.add_argument('--peak-tflops', type=float, default=0.0,
                       help="the device's dense peak in the training dtype, for "
                            'the compute bound (0 = not printed)')
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
   one_hot = lambda y: keras.utils.to_categorical(y, 10)
   backend = keras.backend.backend()
   gpus = device.gpu_capabilities(backend)
-  policy = device.choose_policy(gpus) if args.policy == 'auto' else args.policy
+  policy = device.resolve_policy(trainer.policy, gpus)  # as device.plan
   keras.mixed_precision.set_global_policy(policy)
   jit = bool(gpus) or backend == 'jax'  # JAX without jit runs op by op
   per_execution = args.steps_per_execution or (32 if gpus else 1)

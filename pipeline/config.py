@@ -130,7 +130,9 @@ def cpu() -> PipelineConfig:
   flip kept: 82.6% and 82.8% validation, seeds 42 and 7; with the 2-px crop
   82.3% and 82.7%; with dropout 0.25 too: 81.5% and 82.2%: README, Results),
   and its exported model averages each image's and its mirror's
-  probabilities (83.1% and 83.1% validation; twice the inference). VGG16
+  probabilities (83.1% and 83.1% validation; twice the inference). It
+  trains in mixed_bfloat16 on a CPU with bfloat16 in hardware (avx512_bf16 or
+  AMX; float32 elsewhere): the same accuracy in less time per epoch. VGG16
   gets one epoch of head on the frozen ImageNet base, then one of the whole
   network, at 32 px (random weights, with a warning, where ImageNet's cannot
   be had).
@@ -143,6 +145,7 @@ def cpu() -> PipelineConfig:
   alexnet.dropout, alexnet.crop_padding = 0.0, 0  # the flip stays
   alexnet.early_stopping_patience = 0
   alexnet.first_layer_init, alexnet.mirror_average = 'whitening', True
+  alexnet.policy = 'native_bfloat16'  # mixed_bfloat16 where the CPU has it
   vgg16 = config.models['vgg16']
   vgg16.epochs, vgg16.head_epochs, vgg16.warmup_epochs = 2, 1, 0.3
   vgg16.input_size, vgg16.batch_size = 32, 64

@@ -5,8 +5,8 @@ laptop, in a local DAG, or in a Kubeflow pod that sees 0, 1 or N GPUs), by
 the local runner (`configure`, before TensorFlow starts, so that a forced
 `emulated:N` plan can split the CPU into N logical devices), by
 `pipeline/config.py` (`parse_devices`) and by `bench/accuracy_curve.py` under
-any Keras backend (`gpu_capabilities`, `choose_policy`; TensorFlow is imported
-only by `configure` and `plan`).
+any Keras backend (`gpu_capabilities`, `resolve_policy`; TensorFlow is
+imported only by `configure` and `plan`).
 
 The plan for N accelerators, measured on emulated devices (README, Devices):
 one device gets XLA and 32 steps per execution; under MirroredStrategy both
@@ -28,7 +28,12 @@ if typing.TYPE_CHECKING:
   import tensorflow as tf
 
 _log = logging.getLogger(__name__)
-POLICIES = ('auto', 'float32', 'mixed_bfloat16', 'mixed_float16')
+POLICIES = ('auto', 'native_bfloat16', 'float32', 'mixed_bfloat16',
+            'mixed_float16')
+# /proc/cpuinfo flags of a CPU with bfloat16 dot products in hardware: without
+# them TensorFlow emulates bfloat16 on a CPU, slower than float32.
+CPU_BFLOAT16_FLAGS = frozenset({'avx512_bf16', 'amx_bf16'})
+CPUINFO = '/proc/cpuinfo'
 SWITCHES = ('auto', 'true', 'false')
 STEPS_PER_EXECUTION = 32  # on one accelerator
 _strategies: dict[tuple[str, ...], 'tf.distribute.Strategy'] = {}
@@ -65,6 +70,38 @@ def choose_policy(gpu_compute_capabilities: list[tuple[int, int]]) -> str:
   if min(gpu_compute_capabilities) >= (8, 0):
     return 'mixed_bfloat16'
   return 'mixed_float16'
+
+
+def cpu_has_native_bfloat16(cpuinfo: str = CPUINFO) -> bool:
+  """Whether the first CPU listed in `cpuinfo` (Linux) has a bfloat16 flag.
+
+  False where the file is missing or unreadable (macOS, Windows): float32
+  is then the safe choice.
+  """
+  try:
+    with open(cpuinfo, encoding='ascii', errors='replace') as f:
+      for line in f:
+        if line.startswith('flags'):
+          return bool(CPU_BFLOAT16_FLAGS & set(line.partition(':')[2].split()))
+  except OSError:
+    pass
+  return False
+
+
+def resolve_policy(policy: str, gpu_compute_capabilities: list[tuple[int, int]],
+                   cpuinfo: str = CPUINFO) -> str:
+  """The Keras policy name for the setting `policy` on these devices.
+
+  'auto' is `choose_policy`'s; 'native_bfloat16' is the same except on a CPU
+  with bfloat16 in hardware (`cpu_has_native_bfloat16`), where it is
+  'mixed_bfloat16'; any other value is itself.
+  """
+  if policy == 'native_bfloat16' and not gpu_compute_capabilities:
+    return ('mixed_bfloat16' if cpu_has_native_bfloat16(cpuinfo) else
+            'float32')
+  if policy in ('auto', 'native_bfloat16'):
+    return choose_policy(gpu_compute_capabilities)
+  return policy
 
 
 def gpu_capabilities(backend: str) -> list[tuple[int, int]]:
@@ -148,7 +185,7 @@ def plan(devices: str = 'auto', policy: str = 'auto', jit_compile: str = 'auto',
         f'{replicas} replicas (MirroredStrategy) cannot train with XLA or with '
         'several steps per execution in Keras 3.12 / TF 2.16 (README, '
         'Devices): leave jit_compile and steps_per_execution on auto.')
-  chosen = choose_policy(capabilities) if policy == 'auto' else policy
+  chosen = resolve_policy(policy, capabilities)
   where = (f'{count} emulated device(s) on CPU' if word == 'emulated' else
            f'{len(capabilities)} GPU(s) {capabilities}' if capabilities else 'CPU')
   description = (f'{where}, {chosen}, {replicas} replica(s), XLA {jit}, '

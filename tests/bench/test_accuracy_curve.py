@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'bench'))
 import accuracy_curve  # noqa: E402
+from components.trainers import device  # noqa: E402
 from tests.conftest import write_image_tree  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -102,7 +103,7 @@ finally:
 def test_runs_under_jax_without_tensorflow(tmp_path):
   """The `cpu` preset's AlexNet (whitened first layer, mirror averaging, the
   Trainer's loop) for 2 epochs on a 100-image tree. What this cannot check:
-  the GPU branch (device.choose_policy's mixed precision, XLA on a GPU,
+  the GPU branch (device.resolve_policy's mixed precision, XLA on a GPU,
   steps_per_execution 32) and the JAX version installed there."""
   tree = write_image_tree(tmp_path / 'cifar', n_train=10, n_test=2)
   result = subprocess.run(
@@ -114,6 +115,8 @@ def test_runs_under_jax_without_tensorflow(tmp_path):
   output = result.stdout + result.stderr
   assert result.returncode == 0, output[-3000:]
   assert 'backend=jax ' in output and 'train=90 val=10 test=20 ' in output
+  policy = 'mixed_bfloat16' if device.cpu_has_native_bfloat16() else 'float32'
+  assert f'policy={policy} ' in output  # the preset's native_bfloat16
   assert 'conv1: starts whitening' in output
   assert output.count('phase=full epoch=') == 2 and 'val_mirror=' in output
   assert 'summary model=alexnet best_val_acc=' in output

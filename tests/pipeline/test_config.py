@@ -23,12 +23,13 @@ def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
   alexnet = cpu.models['alexnet']
   # The README's recipe: batch 32 at AdamW peak 1e-3, no dropout, no crop (the
   # flip stays), whitened conv1, the image and its mirror averaged in the
-  # exported model.
+  # exported model; bfloat16 where the CPU has it.
   assert (alexnet.epochs, alexnet.batch_size, alexnet.optimizer) == (4, 32, 'adamw')
   assert alexnet.learning_rate * alexnet.batch_size / 256 == pytest.approx(1e-3)
   assert (alexnet.dropout, alexnet.crop_padding, alexnet.warmup_epochs) == (0.0, 0, 0.4)
   assert alexnet.horizontal_flip
   assert alexnet.first_layer_init == 'whitening' and alexnet.mirror_average
+  assert alexnet.policy == 'native_bfloat16' and cpu.models['vgg16'].policy == 'auto'
   full_alexnet = full.models['alexnet']
   assert full_alexnet.first_layer_init == 'random' and not full_alexnet.mirror_average
   assert full_alexnet.dropout == 0.5 and not cpu.models['vgg16'].mirror_average

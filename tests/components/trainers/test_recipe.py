@@ -129,6 +129,39 @@ def test_precision_policy_follows_the_devices(capabilities, policy):
   assert device.choose_policy(capabilities) == policy
 
 
+@pytest.mark.parametrize('flags, capabilities, policy', [
+    ('fpu sse avx512f avx512_bf16 avx512_vnni', [], 'mixed_bfloat16'),
+    ('fpu amx_bf16 amx_tile', [], 'mixed_bfloat16'),
+    ('fpu sse avx2 avx512f avx512_vnni', [], 'float32'),
+    ('fpu avx2', [(8, 0)], 'mixed_bfloat16'),
+    ('fpu avx512_bf16', [(7, 5)], 'mixed_float16'),  # a GPU decides, as auto
+    (None, [], 'float32'),  # no /proc/cpuinfo (macOS, Windows)
+])
+def test_native_bfloat16_asks_the_cpu_where_there_is_no_gpu(
+    tmp_path, flags, capabilities, policy):
+  cpuinfo = tmp_path / 'cpuinfo'
+  if flags is not None:  # two CPUs, as Linux lists them; the first decides
+    cpuinfo.write_text(
+        f'processor\t: 0\nmodel name\t: X\nflags\t\t: {flags}\n\n'
+        'processor\t: 1\nflags\t\t: fpu\n')
+  assert device.resolve_policy(
+      'native_bfloat16', capabilities, str(cpuinfo)) == policy
+  assert device.resolve_policy('auto', capabilities, str(cpuinfo)) == (
+      device.choose_policy(capabilities))
+  assert device.resolve_policy('float32', [(9, 0)], str(cpuinfo)) == 'float32'
+
+
+def test_device_plan_for_native_bfloat16_follows_this_cpu():
+  """The `cpu` preset's AlexNet setting, planned on this machine: bfloat16
+  exactly when its /proc/cpuinfo lists a bfloat16 flag."""
+  with open(device.CPUINFO) as f:
+    flags = next(line for line in f if line.startswith('flags')).split()
+  native = bool(device.CPU_BFLOAT16_FLAGS & set(flags))
+  plan = device.plan('cpu', policy='native_bfloat16')
+  assert plan.policy == ('mixed_bfloat16' if native else 'float32')
+  assert plan.replicas == 1 and not plan.jit_compile
+
+
 def test_device_plan_on_this_machine_is_cpu_float32():
   plan = device.plan()
   assert plan.policy == 'float32' and not plan.jit_compile
