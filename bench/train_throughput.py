@@ -13,7 +13,10 @@ Prints, as medians over interleaved repeated short runs in this one process:
        from tf.data, augmented by the same layer, no model);
  (iv)  images/s of the reference notebook's input path,
        `ImageDataGenerator(rotation_range=20, width_shift_range=0.2,
-       height_shift_range=0.2, horizontal_flip=True).flow(x, y, batch_size=64)`.
+       height_shift_range=0.2, horizontal_flip=True).flow(x, y, batch_size=64)`;
+ (v)   with `--policy mixed_bfloat16` (or another Keras policy), images/s of
+       (i) built and trained under that policy, and its ratio to (i): whether
+       a precision pays on this machine (the `cpu` preset's native_bfloat16).
 It ends with one line of figures and ratios. Synthetic images stand in for
 CIFAR-10: throughput does not depend on pixel values.
 """
@@ -54,6 +57,9 @@ def main(argv=None) -> int:
   parser.add_argument('--steps', type=int, default=8, help='train steps per run')
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--examples', type=int, default=4096)
+  parser.add_argument('--policy', default='',
+                      help='a Keras policy to time (i) under as well, e.g. '
+                           'mixed_bfloat16 (default: none)')
   args = parser.parse_args(argv)
 
   import keras
@@ -73,6 +79,12 @@ def main(argv=None) -> int:
   training = loop.with_augmentation(trainer_model, config)
   loop.compile_model(training, config, peak_lr=0.01, total_steps=10**6,
                      warmup_steps=0)
+  if args.policy:  # (v): the same training model under another policy
+    keras.mixed_precision.set_global_policy(args.policy)
+    other = loop.with_augmentation(models.build_alexnet(), config)
+    loop.compile_model(other, config, peak_lr=0.01, total_steps=10**6,
+                       warmup_steps=0)
+    keras.mixed_precision.set_global_policy('float32')
   bare = models.build_alexnet()
   bare.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
                loss='categorical_crossentropy', metrics=['accuracy'])
@@ -82,6 +94,9 @@ def main(argv=None) -> int:
 
   def trainer_run():
     training.fit(batches, epochs=1, steps_per_epoch=args.steps, verbose=0)
+
+  def policy_run():
+    other.fit(batches, epochs=1, steps_per_epoch=args.steps, verbose=0)
 
   def bare_run():
     bare.fit(x, y, batch_size=args.batch, epochs=1, verbose=0, shuffle=True)
@@ -117,11 +132,17 @@ def main(argv=None) -> int:
     for _ in range(reference_steps):
       next(flow)
 
-  for warm in (trainer_run, bare_run, input_run, reference_run):
-    warm()
+  runs = [trainer_run, bare_run, input_run, reference_run]
   results = {'trainer': [], 'bare': [], 'input': [], 'reference': []}
+  if args.policy:
+    runs.append(policy_run)
+    results['policy'] = []
+  for warm in runs:
+    warm()
   for repeat in range(args.repeats):
     results['trainer'].append(timed(trainer_run, args.batch * args.steps))
+    if args.policy:  # right after (i), so that both see the same machine
+      results['policy'].append(timed(policy_run, args.batch * args.steps))
     results['bare'].append(timed(bare_run, args.batch * args.steps))
     results['input'].append(timed(input_run, args.batch * input_steps))
     results['reference'].append(timed(reference_run, 64 * reference_steps))
@@ -133,6 +154,9 @@ def main(argv=None) -> int:
         f'reference_input_img_s={median["reference"]:.1f} '
         f'ratio_trainer_vs_bare={median["trainer"] / median["bare"]:.3f} '
         f'ratio_input_vs_reference={median["input"] / median["reference"]:.1f}')
+  if args.policy:
+    print(f'policy={args.policy} trainer_img_s={median["policy"]:.1f} '
+          f'ratio_vs_float32={median["policy"] / median["trainer"]:.3f}')
   return 0
 
 

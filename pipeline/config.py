@@ -123,7 +123,7 @@ def quick() -> PipelineConfig:
 
 
 def cpu() -> PipelineConfig:
-  """All of CIFAR-10 with recipes sized for a CPU: 60–80 min on 2 cores.
+  """All of CIFAR-10 with recipes sized for a CPU: 30–80 min on 2 cores.
 
   AlexNet gets the 4-epoch recipe chosen on validation accuracy: its first
   convolution set to whiten image patches, no dropout, no random crop (the
