@@ -51,9 +51,10 @@ class TrainerConfig:
   require_weights: bool = False  # stop when the asked-for weights cannot be had
   gpus: int = 1  # GPUs requested per Trainer on Kubeflow
   # Device plan (components/trainers/device.py); forcing it is for tests and
-  # for trying a GPU worker's plan on a CPU, never on by default.
+  # for trying a GPU worker's plan on a CPU, never on by default (the `cpu`
+  # preset's native_bfloat16 is an 'auto' that also uses a CPU's bfloat16).
   devices: str = 'auto'  # 'auto' (what is visible), 'cpu', 'emulated:N' (N logical CPUs as N GPUs)
-  policy: str = 'auto'  # 'auto', 'native_bfloat16' (auto, but bfloat16 on a CPU that has it), 'float32', 'mixed_bfloat16', 'mixed_float16'
+  policy: str = 'auto'  # 'auto', 'native_bfloat16', 'float32', 'mixed_bfloat16', 'mixed_float16'
   jit_compile: str = 'auto'  # XLA: 'auto' (one accelerator only), 'true', 'false'
   steps_per_execution: int = 0  # 0 = auto (32 on one accelerator, else 1)
   seed: int = 42

@@ -31,7 +31,7 @@ _log = logging.getLogger(__name__)
 POLICIES = ('auto', 'native_bfloat16', 'float32', 'mixed_bfloat16',
             'mixed_float16')
 # /proc/cpuinfo flags of a CPU with bfloat16 dot products in hardware: without
-# them TensorFlow emulates bfloat16 on a CPU, slower than float32.
+# them oneDNN emulates bfloat16, slower than float32 by its documentation.
 CPU_BFLOAT16_FLAGS = frozenset({'avx512_bf16', 'amx_bf16'})
 CPUINFO = '/proc/cpuinfo'
 SWITCHES = ('auto', 'true', 'false')
