@@ -75,15 +75,16 @@ def main(argv=None) -> int:
                                   batch_size=args.batch,
                                   steps=n // args.batch, seed=0)
 
-  trainer_model = models.build_alexnet()
-  training = loop.with_augmentation(trainer_model, config)
-  loop.compile_model(training, config, peak_lr=0.01, total_steps=10**6,
-                     warmup_steps=0)
+  def training_model():  # the Trainer's: augmentation layer + AlexNet
+    model = loop.with_augmentation(models.build_alexnet(), config)
+    loop.compile_model(model, config, peak_lr=0.01, total_steps=10**6,
+                       warmup_steps=0)
+    return model
+
+  training = training_model()
   if args.policy:  # (v): the same training model under another policy
     keras.mixed_precision.set_global_policy(args.policy)
-    other = loop.with_augmentation(models.build_alexnet(), config)
-    loop.compile_model(other, config, peak_lr=0.01, total_steps=10**6,
-                       warmup_steps=0)
+    other = training_model()
     keras.mixed_precision.set_global_policy('float32')
   bare = models.build_alexnet()
   bare.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),

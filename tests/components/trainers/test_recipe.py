@@ -154,11 +154,9 @@ def test_native_bfloat16_asks_the_cpu_where_there_is_no_gpu(
 def test_device_plan_for_native_bfloat16_follows_this_cpu():
   """The `cpu` preset's AlexNet setting, planned on this machine: bfloat16
   exactly when its /proc/cpuinfo lists a bfloat16 flag."""
-  with open(device.CPUINFO) as f:
-    flags = next(line for line in f if line.startswith('flags')).split()
-  native = bool(device.CPU_BFLOAT16_FLAGS & set(flags))
   plan = device.plan('cpu', policy='native_bfloat16')
-  assert plan.policy == ('mixed_bfloat16' if native else 'float32')
+  assert plan.policy == ('mixed_bfloat16' if device.cpu_has_native_bfloat16()
+                         else 'float32')
   assert plan.replicas == 1 and not plan.jit_compile
 
 
