@@ -3,6 +3,7 @@
 Run by a person (not by the tests), with the project's environment:
 
   .venv/bin/python bench/train_throughput.py [--batch 64] [--steps 8] [--repeats 5]
+      [--policy mixed_bfloat16] [--input-size 48]
 
 Prints, as medians over interleaved repeated short runs in this one process:
  (i)   images/s of the AlexNet training step through the Trainer's own input
@@ -14,9 +15,11 @@ Prints, as medians over interleaved repeated short runs in this one process:
  (iv)  images/s of the reference notebook's input path,
        `ImageDataGenerator(rotation_range=20, width_shift_range=0.2,
        height_shift_range=0.2, horizontal_flip=True).flow(x, y, batch_size=64)`;
- (v)   with `--policy mixed_bfloat16` (or another Keras policy), images/s of
-       (i) built and trained under that policy, and its ratio to (i): whether
-       a precision pays on this machine (the `cpu` preset's native_bfloat16).
+ (v)   with `--policy mixed_bfloat16` (or another Keras policy) and/or
+       `--input-size N`, images/s of (i) built and trained under that policy
+       with AlexNet upsampling its images to N px, and its ratio to (i):
+       whether a precision pays on this machine (the `cpu` preset's
+       native_bfloat16), what a larger input costs.
 It ends with one line of figures and ratios. Synthetic images stand in for
 CIFAR-10: throughput does not depend on pixel values.
 """
@@ -60,6 +63,8 @@ def main(argv=None) -> int:
   parser.add_argument('--policy', default='',
                       help='a Keras policy to time (i) under as well, e.g. '
                            'mixed_bfloat16 (default: none)')
+  parser.add_argument('--input-size', type=int, default=32,
+                      help="AlexNet's input_size for the timed variant (v)")
   args = parser.parse_args(argv)
 
   import keras
@@ -75,16 +80,18 @@ def main(argv=None) -> int:
                                   batch_size=args.batch,
                                   steps=n // args.batch, seed=0)
 
-  def training_model():  # the Trainer's: augmentation layer + AlexNet
-    model = loop.with_augmentation(models.build_alexnet(), config)
+  def training_model(input_size=32):  # the Trainer's: augmentation + AlexNet
+    model = loop.with_augmentation(
+        models.build_alexnet(input_size=input_size), config)
     loop.compile_model(model, config, peak_lr=0.01, total_steps=10**6,
                        warmup_steps=0)
     return model
 
   training = training_model()
-  if args.policy:  # (v): the same training model under another policy
-    keras.mixed_precision.set_global_policy(args.policy)
-    other = training_model()
+  variant = bool(args.policy) or args.input_size != 32
+  if variant:  # (v): the training model under another policy or input size
+    keras.mixed_precision.set_global_policy(args.policy or 'float32')
+    other = training_model(args.input_size)
     keras.mixed_precision.set_global_policy('float32')
   bare = models.build_alexnet()
   bare.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
@@ -96,7 +103,7 @@ def main(argv=None) -> int:
   def trainer_run():
     training.fit(batches, epochs=1, steps_per_epoch=args.steps, verbose=0)
 
-  def policy_run():
+  def variant_run():
     other.fit(batches, epochs=1, steps_per_epoch=args.steps, verbose=0)
 
   def bare_run():
@@ -135,15 +142,15 @@ def main(argv=None) -> int:
 
   runs = [trainer_run, bare_run, input_run, reference_run]
   results = {'trainer': [], 'bare': [], 'input': [], 'reference': []}
-  if args.policy:
-    runs.append(policy_run)
-    results['policy'] = []
+  if variant:
+    runs.append(variant_run)
+    results['variant'] = []
   for warm in runs:
     warm()
   for repeat in range(args.repeats):
     results['trainer'].append(timed(trainer_run, args.batch * args.steps))
-    if args.policy:  # right after (i), so that both see the same machine
-      results['policy'].append(timed(policy_run, args.batch * args.steps))
+    if variant:  # right after (i), so that both see the same machine
+      results['variant'].append(timed(variant_run, args.batch * args.steps))
     results['bare'].append(timed(bare_run, args.batch * args.steps))
     results['input'].append(timed(input_run, args.batch * input_steps))
     results['reference'].append(timed(reference_run, 64 * reference_steps))
@@ -155,9 +162,10 @@ def main(argv=None) -> int:
         f'reference_input_img_s={median["reference"]:.1f} '
         f'ratio_trainer_vs_bare={median["trainer"] / median["bare"]:.3f} '
         f'ratio_input_vs_reference={median["input"] / median["reference"]:.1f}')
-  if args.policy:
-    print(f'policy={args.policy} trainer_img_s={median["policy"]:.1f} '
-          f'ratio_vs_float32={median["policy"] / median["trainer"]:.3f}')
+  if variant:
+    print(f'variant policy={args.policy or "float32"} input_size='
+          f'{args.input_size} trainer_img_s={median["variant"]:.1f} '
+          f'ratio_vs_float32_32px={median["variant"] / median["trainer"]:.3f}')
   return 0
 
 

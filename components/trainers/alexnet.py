@@ -10,7 +10,8 @@ from components.trainers import base, models
 
 def build(config, pixel_mean, pixel_std) -> base.Built:
   del pixel_mean, pixel_std  # inputs arrive normalised by the TFT graph
-  return base.Built(model=models.build_alexnet(dropout=config.dropout))
+  return base.Built(model=models.build_alexnet(
+      dropout=config.dropout, input_size=config.input_size))
 
 
 def preflight(config) -> str:

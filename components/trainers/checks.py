@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from components.cifar10 import IMAGE_SIZE
 from components.trainers import device
 from components.trainers.config import DECAYS, TrainerConfig
 
@@ -39,8 +38,13 @@ def problems(name: str, t: TrainerConfig) -> Iterator[str]:
       (0.0 <= t.dropout < 1.0, f'{name}.dropout must lie in [0, 1).'),
       (0.0 <= t.label_smoothing < 1.0,
        f'{name}.label_smoothing must lie in [0, 1).'),
-      (t.input_size >= 32 and t.input_size % 32 == 0,
-       f'{name}.input_size must be a multiple of 32 (32, 64, 96 ...).'),
+      (t.input_size % (32 if _is_vgg16(t) else 8) == 0,
+       f'{name}.input_size must be a multiple of '
+       f'{"32 (32, 64, 96" if _is_vgg16(t) else "8 (32, 40, 48"} ...).'),
+      # AlexNet's fc6 holds (input_size / 8)^2 x 256 x 4096 weights: 1 GiB at 128.
+      (_is_vgg16(t) or t.input_size <= 128,
+       f'{name}.input_size must be <= 128 for this model (its first dense '
+       f'layer grows with the square of the side), got {t.input_size}.'),
       (0 <= t.head_epochs < t.epochs or t.head_epochs == 0,
        f'{name}.head_epochs must be smaller than {name}.epochs.'),
       (t.decay in DECAYS,
@@ -51,13 +55,16 @@ def problems(name: str, t: TrainerConfig) -> Iterator[str]:
       (t.first_layer_init in ('random', 'whitening'),
        f'{name}.first_layer_init must be random or whitening, got '
        f'{t.first_layer_init!r}.'),
-      (t.first_layer_init != 'whitening' or (
-          t.weights == 'none' and t.input_size == IMAGE_SIZE),
-       f'{name}.first_layer_init=whitening needs weights=none and input_size='
-       f'{IMAGE_SIZE} (it sets the first layer from {IMAGE_SIZE}-px training '
-       'images): change one of them.')]
+      (t.first_layer_init != 'whitening' or t.weights == 'none',
+       f'{name}.first_layer_init=whitening needs weights=none (it replaces '
+       'the first layer of pretrained weights): change one of them.')]
   yield from (message for ok, message in checks if not ok)
   yield from _device_plan_problems(name, t)
+
+
+def _is_vgg16(t: TrainerConfig) -> bool:
+  """VGG16's five pools take sides in multiples of 32; AlexNet's three, 8."""
+  return t.module.rsplit('.', 1)[-1] == 'vgg16'
 
 
 def _device_plan_problems(name: str, t: TrainerConfig) -> Iterator[str]:

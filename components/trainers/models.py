@@ -52,10 +52,11 @@ def _classifier(x, num_classes: int):
 
 
 def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
-                  dropout: float = 0.5) -> keras.Model:
+                  dropout: float = 0.5, input_size: int | None = None) -> keras.Model:
   """AlexNet of the reference study, adapted to 32x32 CIFAR-10 images.
 
-  conv1 96 5x5 - pool1 - conv2 256 5x5 - pool2 - conv3 384 3x3 - conv4 384 3x3
+  [`resize` (bilinear, only when input_size differs from the images' side)]
+  - conv1 96 5x5 - pool1 - conv2 256 5x5 - pool2 - conv3 384 3x3 - conv4 384 3x3
   - conv5 256 3x3 - pool3 - flatten - fc6 4096 - fc7 4096 - logits - predictions.
   Convolutions use 'same' padding; pools are 2x2 max-pools, stride 2.
   Each conv and hidden dense layer is `Conv/Dense (no bias) -> BN -> ReLU`
@@ -70,6 +71,11 @@ def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
     num_classes: outputs of the classifier, >= 2.
     input_shape: (height, width, 3); each side >= 8 (three 2x2 pools).
     dropout: rate of dropout6 and dropout7, in [0, 1).
+    input_size: side in px the first convolution sees (square images
+      upsampled by the model's `resize` layer); a multiple of 8 (three
+      pools), at least the images' side. None = the images' own size. The
+      layers are the same; fc6's inputs grow with the square of the side
+      ((input_size / 8)^2 x 256) and the compute with about that too.
 
   Returns:
     A Keras model named 'alexnet' mapping per-channel normalised float images
@@ -81,6 +87,11 @@ def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
          and all(isinstance(s, int) and s >= 8 for s in input_shape[:2]),
          f'input_shape must be (height, width, 3) with sides >= 8, '
          f'got {input_shape!r}.')
+  _check(input_size is None or (
+      isinstance(input_size, int) and input_size % 8 == 0
+      and input_shape[0] == input_shape[1] <= input_size),
+         f'input_size must be a multiple of 8, at least the side of square '
+         f'images ({input_shape!r}), got {input_size!r}.')
 
   def conv_bn_relu(x, index: int, filters: int, kernel: int):
     x = layers.Conv2D(filters, kernel, padding='same', use_bias=False,
@@ -95,8 +106,11 @@ def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
     x = layers.ReLU(name=f'relu{index}')(x)
     return layers.Dropout(dropout, name=f'dropout{index}')(x)
 
-  inputs = keras.Input(shape=input_shape, name='image')
-  x = conv_bn_relu(inputs, 1, 96, 5)
+  inputs = x = keras.Input(shape=input_shape, name='image')
+  if input_size not in (None, input_shape[0]):
+    x = layers.Resizing(input_size, input_size, interpolation='bilinear',
+                        name='resize')(x)
+  x = conv_bn_relu(x, 1, 96, 5)
   x = layers.MaxPooling2D(2, name='pool1')(x)
   x = conv_bn_relu(x, 2, 256, 5)
   x = layers.MaxPooling2D(2, name='pool2')(x)

@@ -64,12 +64,28 @@ def first_convolution(model: keras.Model) -> keras.layers.Conv2D:
                      'first_layer_init=random for this model.')
 
 
+def as_seen_by(layer: keras.layers.Layer, images: np.ndarray) -> np.ndarray:
+  """`images` resized (bilinear, as keras.layers.Resizing) to the side
+  `layer` takes, when the model upsamples its inputs before it (`input_size`);
+  no more of them than MAX_IMAGES hold in 32x32 pixels."""
+  rows, cols = (int(d) for d in layer.input.shape[1:3])
+  if images.shape[1:3] == (rows, cols):
+    return images
+  images = images[:max(1, MAX_IMAGES * 32 * 32 // (rows * cols))]
+  return np.concatenate([
+      keras.ops.convert_to_numpy(keras.ops.image.resize(
+          images[start:start + 1000], (rows, cols), interpolation='bilinear'))
+      for start in range(0, len(images), 1000)])
+
+
 def whiten_first_convolution(model: keras.Model, images: np.ndarray, *,
                              seed: int) -> str:
   """Sets the first convolution's kernel to whiten patches of `images`
-  (normalised, as the model sees them); returns the layer's name."""
+  (normalised, as the model's input takes them; resized to the layer's side
+  when the model upsamples them); returns the layer's name."""
   layer = first_convolution(model)
   shape = tuple(int(d) for d in layer.kernel.shape)
+  images = as_seen_by(layer, images)
   try:
     kernel = whitening_kernel(images, shape, seed=seed)
   except ValueError as error:

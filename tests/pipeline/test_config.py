@@ -46,7 +46,9 @@ def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
     ('data.validation_fraction=0', 'validation_fraction'),
     ('alexnet.first_layer_init=zeros', 'first_layer_init must be random or whitening'),
     ('alexnet.decay=step', 'decay must be cosine or linear'),
-    ('vgg16.first_layer_init=whitening', 'needs weights=none and input_size=32'),
+    ('vgg16.first_layer_init=whitening', 'needs weights=none'),
+    ('alexnet.input_size=44', r'alexnet.input_size must be a multiple of 8 \(32, 40, 48'),
+    ('alexnet.input_size=136', 'alexnet.input_size must be <= 128 for this model'),
 ])
 def test_validate_names_the_bad_value(assignment, message):
   config = config_lib.preset('full')

@@ -80,6 +80,25 @@ def test_alexnet_layer_sequence():
   assert models.build_alexnet(num_classes=7, dropout=0.2).output_shape == (None, 7)
 
 
+def test_alexnet_upsamples_its_images_when_asked():
+  """`input_size` 48: 32-px images in, the same layers after a bilinear
+  `resize`, fc6 taking 6x6x256 inputs; the upsampling is Keras's Resizing."""
+  model = models.build_alexnet(input_size=48)
+  assert model.input_shape == (None, 32, 32, 3)
+  assert [layer.name for layer in model.layers] == (
+      ALEXNET_ORDER[:1] + ['resize'] + ALEXNET_ORDER[1:])
+  assert model.get_layer('conv1').input.shape[1:] == (48, 48, 3)
+  assert model.get_layer('fc6').kernel.shape == (6 * 6 * 256, 4096)
+  images = _images(2)
+  conv1_in = keras.Model(model.input, model.get_layer('resize').output)
+  np.testing.assert_allclose(
+      np.asarray(conv1_in(images)),
+      np.asarray(keras.ops.image.resize(images, (48, 48), interpolation='bilinear')),
+      atol=1e-6)
+  assert np.asarray(model(images, training=False)).shape == (2, 10)
+  assert 'resize' not in [l.name for l in models.build_alexnet(input_size=32).layers]
+
+
 @pytest.mark.parametrize('name', ['alexnet', 'vgg16'])
 def test_softmax_is_float32_under_mixed_precision(mixed_bfloat16, name):
   if name == 'alexnet':
@@ -98,6 +117,8 @@ def test_softmax_is_float32_under_mixed_precision(mixed_bfloat16, name):
     (models.build_alexnet, {'num_classes': 1}), (models.build_alexnet, {'dropout': 1.0}),
     (models.build_alexnet, {'input_shape': (4, 4, 3)}),
     (models.build_alexnet, {'input_shape': (32, 32, 1)}),
+    (models.build_alexnet, {'input_size': 44}), (models.build_alexnet, {'input_size': 24}),
+    (models.build_alexnet, {'input_shape': (32, 40, 3), 'input_size': 48}),
     (models.build_vgg16, {'input_size': 48}), (models.build_vgg16, {'input_size': 0}),
     (models.build_vgg16, {'input_size': 16}), (models.build_vgg16, {'num_classes': 1}),
     (models.build_vgg16, {'pixel_std': (0.2, 0.2)})])

@@ -48,6 +48,30 @@ def test_alexnets_conv1_whitens_the_images_it_was_set_from():
                              whitening.whitening_kernel(images, (5, 5, 3, 96), seed=3))
 
 
+def test_an_upsampling_alexnet_whitens_the_images_as_conv1_sees_them():
+  """With `input_size` 48 the kernel comes from the images after the model's
+  own `resize` (bilinear): through conv1, the first 48 channels of upsampled
+  images are uncorrelated with variance near 1; a kernel taken from the
+  32-px patches is not the one set."""
+  images = _smooth_images(300, seed=1).astype('float32')
+  model = models.build_alexnet(input_size=48)
+  whitening.whiten_first_convolution(model, images, seed=3)
+  conv1 = keras.Model(model.input, model.get_layer('conv1').output)
+  # every position: the upsampled patches' statistics vary with their phase
+  out = np.asarray(conv1(images[:100]))[:, 2:-2, 2:-2, :48].reshape(-1, 48)
+  np.testing.assert_allclose(np.cov(out, rowvar=False), np.eye(48), atol=0.1)
+  small = whitening.whitening_kernel(images, (5, 5, 3, 96), seed=3)
+  assert not np.allclose(np.asarray(model.get_layer('conv1').kernel), small, atol=0.1)
+
+
+def test_upsampled_images_for_whitening_are_bounded_in_memory(monkeypatch):
+  """No more images are resized than MAX_IMAGES hold at 32x32."""
+  monkeypatch.setattr(whitening, 'MAX_IMAGES', 90)
+  layer = whitening.first_convolution(models.build_alexnet(input_size=96))
+  seen = whitening.as_seen_by(layer, _smooth_images(40).astype('float32'))
+  assert seen.shape == (10, 96, 96, 3)  # 90 * 32^2 / 96^2
+
+
 def test_the_first_convolution_is_found_inside_nested_models():
   inner = keras.Sequential([keras.Input((32, 32, 3)),
                             keras.layers.Conv2D(8, 3, name='inner_conv')])
