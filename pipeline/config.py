@@ -135,8 +135,8 @@ def cpu() -> PipelineConfig:
   AMX; float32 elsewhere): the same accuracy in less time per epoch. It
   upsamples the images to 48 px inside the model, spending the time bfloat16
   saved: seeds 42 / 7 at 82.9 / 83.1% validation against 82.5 / 82.7% at
-  32 px, served (with the mirror) 83.8 / 83.4% against 83.4 / 83.3%, at about
-  2.2x the time per step (README, Results). VGG16
+  32 px, served (with the mirror) 83.8 / 83.4% against 83.4 / 83.3%, at
+  1.75x the time per step (README, Results). VGG16
   gets one epoch of head on the frozen ImageNet base, then one of the whole
   network, at 32 px (random weights, with a warning, where ImageNet's cannot
   be had).
@@ -149,7 +149,7 @@ def cpu() -> PipelineConfig:
   alexnet.dropout, alexnet.crop_padding = 0.0, 0  # the flip stays
   alexnet.early_stopping_patience = 0
   alexnet.first_layer_init, alexnet.mirror_average = 'whitening', True
-  alexnet.input_size = 48  # px: 32-px images upsampled in the model, 2.2x the step
+  alexnet.input_size = 48  # px, upsampled in the model: 1.75x the step
   alexnet.policy = 'native_bfloat16'  # mixed_bfloat16 where the CPU has it
   vgg16 = config.models['vgg16']
   vgg16.epochs, vgg16.head_epochs, vgg16.warmup_epochs = 2, 1, 0.3
