@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from components.trainers import device
+from components.trainers import device, sizes
 from components.trainers.config import DECAYS, TrainerConfig
 
 # Inclusive bounds of whole-number and real settings: sizes a machine can
@@ -30,6 +30,7 @@ BOUNDS = {
 
 def problems(name: str, t: TrainerConfig) -> Iterator[str]:
   """One message per unusable value of model `name` the bounds cannot catch."""
+  side_problem = sizes.problem(sizes.rule_for(t.module), t.input_size)
   checks = [
       (name.isidentifier(), f'Model name {name!r} must be an identifier.'),
       (bool(t.module), f'{name}.module must name the trainer module.'),
@@ -38,13 +39,7 @@ def problems(name: str, t: TrainerConfig) -> Iterator[str]:
       (0.0 <= t.dropout < 1.0, f'{name}.dropout must lie in [0, 1).'),
       (0.0 <= t.label_smoothing < 1.0,
        f'{name}.label_smoothing must lie in [0, 1).'),
-      (t.input_size % (32 if _is_vgg16(t) else 8) == 0,
-       f'{name}.input_size must be a multiple of '
-       f'{"32 (32, 64, 96" if _is_vgg16(t) else "8 (32, 40, 48"} ...).'),
-      # AlexNet's fc6 holds (input_size / 8)^2 x 256 x 4096 weights: 1 GiB at 128.
-      (_is_vgg16(t) or t.input_size <= 128,
-       f'{name}.input_size must be <= 128 for this model (its first dense '
-       f'layer grows with the square of the side), got {t.input_size}.'),
+      (side_problem is None, f'{name}.input_size {side_problem}'),
       (0 <= t.head_epochs < t.epochs or t.head_epochs == 0,
        f'{name}.head_epochs must be smaller than {name}.epochs.'),
       (t.decay in DECAYS,
@@ -60,11 +55,6 @@ def problems(name: str, t: TrainerConfig) -> Iterator[str]:
        'the first layer of pretrained weights): change one of them.')]
   yield from (message for ok, message in checks if not ok)
   yield from _device_plan_problems(name, t)
-
-
-def _is_vgg16(t: TrainerConfig) -> bool:
-  """VGG16's five pools take sides in multiples of 32; AlexNet's three, 8."""
-  return t.module.rsplit('.', 1)[-1] == 'vgg16'
 
 
 def _device_plan_problems(name: str, t: TrainerConfig) -> Iterator[str]:

@@ -1,4 +1,4 @@
-"""The two CIFAR-10 networks, and where the VGG16 ImageNet weights come from.
+"""The two CIFAR-10 networks.
 
 Called by the trainer modules (`components.trainers.alexnet` and `.vgg16`,
 whose `run_fn` the TFX Trainer runs) and by the tests. The builders are pure
@@ -8,22 +8,15 @@ so they build under any Keras backend. Images are channels-last.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import keras
 from keras import layers, ops
 
-from components.errors import UserError
+from components.trainers import sizes
+from components.trainers.vgg16_weights import WeightsUnavailable
 
-_LOG = logging.getLogger(__name__)
-
-VGG16_NOTOP_FILE = 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5'
-VGG16_NOTOP_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/'
-                   'vgg16/' + VGG16_NOTOP_FILE)
-VGG16_NOTOP_MD5 = '6d6bbae143d832006294945121d1f1fc'  # as keras.applications
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)  # caffe-style preprocessing
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # RGB, in [0, 1] units
 CIFAR10_STD = (0.247, 0.243, 0.261)
@@ -51,6 +44,15 @@ def _classifier(x, num_classes: int):
   return layers.Activation('softmax', dtype='float32', name='predictions')(x)
 
 
+def _resized(x, input_size: int | None):
+  """`x` (square images) as the first convolution sees them: through a
+  bilinear `resize` layer when input_size is another side, else as it is."""
+  if input_size in (None, x.shape[1]):
+    return x
+  return layers.Resizing(input_size, input_size, interpolation='bilinear',
+                         name='resize')(x)
+
+
 def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
                   dropout: float = 0.5, input_size: int | None = None) -> keras.Model:
   """AlexNet of the reference study, adapted to 32x32 CIFAR-10 images.
@@ -72,8 +74,9 @@ def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
     input_shape: (height, width, 3); each side >= 8 (three 2x2 pools).
     dropout: rate of dropout6 and dropout7, in [0, 1).
     input_size: side in px the first convolution sees (square images
-      upsampled by the model's `resize` layer); a multiple of 8 (three
-      pools), at least the images' side. None = the images' own size. The
+      upsampled by the model's `resize` layer); as `sizes.ALEXNET` allows
+      (multiples of 8 from 32 to 128), at least the images' side. None = the
+      images' own size. The
       layers are the same; fc6's inputs grow with the square of the side
       ((input_size / 8)^2 x 256) and the compute with about that too.
 
@@ -87,11 +90,11 @@ def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
          and all(isinstance(s, int) and s >= 8 for s in input_shape[:2]),
          f'input_shape must be (height, width, 3) with sides >= 8, '
          f'got {input_shape!r}.')
-  _check(input_size is None or (
-      isinstance(input_size, int) and input_size % 8 == 0
-      and input_shape[0] == input_shape[1] <= input_size),
-         f'input_size must be a multiple of 8, at least the side of square '
-         f'images ({input_shape!r}), got {input_size!r}.')
+  side_problem = input_size and sizes.problem(sizes.ALEXNET, input_size)
+  _check(not side_problem, f'input_size {side_problem}')
+  _check(input_size is None or input_shape[0] == input_shape[1] <= input_size,
+         f'input_size needs square images no larger than it, got '
+         f'{input_shape!r} and {input_size!r}.')
 
   def conv_bn_relu(x, index: int, filters: int, kernel: int):
     x = layers.Conv2D(filters, kernel, padding='same', use_bias=False,
@@ -106,11 +109,8 @@ def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
     x = layers.ReLU(name=f'relu{index}')(x)
     return layers.Dropout(dropout, name=f'dropout{index}')(x)
 
-  inputs = x = keras.Input(shape=input_shape, name='image')
-  if input_size not in (None, input_shape[0]):
-    x = layers.Resizing(input_size, input_size, interpolation='bilinear',
-                        name='resize')(x)
-  x = conv_bn_relu(x, 1, 96, 5)
+  inputs = keras.Input(shape=input_shape, name='image')
+  x = conv_bn_relu(_resized(inputs, input_size), 1, 96, 5)
   x = layers.MaxPooling2D(2, name='pool1')(x)
   x = conv_bn_relu(x, 2, 256, 5)
   x = layers.MaxPooling2D(2, name='pool2')(x)
@@ -170,10 +170,11 @@ def build_vgg16(*, num_classes: int = 10, input_size: int = 32,
 
   Args:
     num_classes: outputs of the classifier, >= 2.
-    input_size: side in px the base sees; a multiple of 32, >= 32.
+    input_size: side in px the base sees; as `sizes.VGG16` allows (multiples
+      of 32 from 32 to 512).
     weights_path: weights file of the base (the official legacy
       `..._notop.h5`, or a Keras 3 `.weights.h5`); None = random init.
-      Use `resolve_vgg16_weights` to turn a config value into a path.
+      Use `vgg16_weights.resolve` to turn a config value into a path.
     dropout: rate of head_dropout, in [0, 1).
     pixel_mean, pixel_std: RGB normalisation of the input, in [0, 1] units.
 
@@ -181,8 +182,8 @@ def build_vgg16(*, num_classes: int = 10, input_size: int = 32,
     A Keras model named 'vgg16_cifar10' whose sub-model 'vgg16' is the base.
   """
   _check_common(num_classes, dropout)
-  _check(isinstance(input_size, int) and input_size >= 32 and input_size % 32 == 0,
-         f'input_size must be a multiple of 32 and >= 32, got {input_size!r}.')
+  side_problem = sizes.problem(sizes.VGG16, input_size)
+  _check(not side_problem, f'input_size {side_problem}')
   _check(len(pixel_mean) == 3 and len(pixel_std) == 3 and min(pixel_std) > 0,
          f'pixel_mean/pixel_std need 3 values (RGB), std > 0: got '
          f'{pixel_mean!r}, {pixel_std!r}.')
@@ -192,86 +193,7 @@ def build_vgg16(*, num_classes: int = 10, input_size: int = 32,
                                   input_shape=(input_size, input_size, 3))
   inputs = keras.Input(shape=(32, 32, 3), name='image')
   x = VGGPreprocessing(pixel_mean, pixel_std, name='vgg_preprocess')(inputs)
-  if input_size != 32:
-    x = layers.Resizing(input_size, input_size, interpolation='bilinear',
-                        name='resize')(x)
-  x = base(x, training=False)
+  x = base(_resized(x, input_size), training=False)
   x = layers.GlobalAveragePooling2D(name='avg_pool')(x)
   x = layers.Dropout(dropout, name='head_dropout')(x)
   return keras.Model(inputs, _classifier(x, num_classes), name='vgg16_cifar10')
-
-
-@dataclass(frozen=True)
-class WeightsChoice:
-  """Which VGG16 base weights a run uses; `origin` goes to logs."""
-  path: str | None  # file to load, None = random init
-  origin: str  # 'imagenet (<file>)', 'file <file>', 'random (asked for ...)', 'random'
-  pretrained: bool
-
-
-class WeightsUnavailable(UserError, RuntimeError):
-  """The asked-for weights cannot be had; the message says how to fix it."""
-
-
-def _keras_models_dir(cache_dir: str | None) -> str:
-  home = cache_dir or os.environ.get('KERAS_HOME') or '~/.keras'
-  return os.path.join(os.path.expanduser(home), 'models')
-
-
-def resolve_vgg16_weights(spec: str, *, require: bool,
-                          cache_dir: str | None = None) -> WeightsChoice:
-  """Turns `TrainerConfig.weights` into the weights file `build_vgg16` loads.
-
-  Args:
-    spec: 'none' (random init), 'imagenet' (the official no-top file, from the
-      Keras cache or downloaded into it) or a path to a .h5/.weights.h5 file.
-    require: with 'imagenet', raise WeightsUnavailable when the file cannot be
-      had; otherwise warn loudly and fall back to random init.
-    cache_dir: Keras home to use instead of $KERAS_HOME or ~/.keras; the file
-      is looked for in `<cache_dir>/models/` and in `<cache_dir>/` itself.
-
-  Raises:
-    WeightsUnavailable: an explicit path that does not exist, or 'imagenet'
-      unobtainable with require=True.
-    ValueError: an unknown word.
-  """
-  word = spec.strip()
-  if word.lower() == 'none':
-    return WeightsChoice(None, 'random', False)
-  if word.lower() != 'imagenet':
-    if os.sep not in word and not word.endswith(('.h5', '.hdf5')):
-      raise ValueError(f'Unknown VGG16 weights {spec!r}: use "none", "imagenet" '
-                       'or the path of a .h5 / .weights.h5 file.')
-    path = os.path.abspath(os.path.expanduser(word))
-    if not os.path.isfile(path):
-      raise WeightsUnavailable(f'VGG16 weights file {path} does not exist. Fix '
-                               '`--set vgg16.weights=...` or use "none".')
-    return WeightsChoice(path, f'file {path}', True)
-
-  models_dir = _keras_models_dir(cache_dir)
-  extra = ([os.path.expanduser(cache_dir)] if cache_dir else [] if os.environ.get(
-      'KERAS_HOME') else ['/tmp/.keras/models'])  # Keras's pick when ~ is read-only
-  for path in (os.path.join(d, VGG16_NOTOP_FILE) for d in [models_dir, *extra]):
-    if os.path.isfile(path):
-      return WeightsChoice(path, f'imagenet ({path})', True)
-  try:  # into models_dir (get_file would use /tmp/.keras if it were missing)
-    os.makedirs(models_dir, exist_ok=True)
-    path = keras.utils.get_file(
-        VGG16_NOTOP_FILE, VGG16_NOTOP_URL, cache_subdir='models',
-        file_hash=VGG16_NOTOP_MD5, cache_dir=os.path.dirname(models_dir))
-    return WeightsChoice(path, f'imagenet ({path})', True)
-  except Exception as error:  # offline, proxy, disk: all mean "not here"
-    reason = f'{type(error).__name__}: {error}'
-  fix = (f'Download {VGG16_NOTOP_URL} and put it in {models_dir}/ under the name '
-         f'{VGG16_NOTOP_FILE}, or pass `--set vgg16.weights=/path/file.h5`, '
-         'or `--set vgg16.weights=none` to train from scratch.')
-  if require:
-    raise WeightsUnavailable(f'VGG16 ImageNet weights {VGG16_NOTOP_FILE} are not '
-                             f'in {models_dir}/ and the download failed '
-                             f'({reason}). {fix}')
-  banner = '!' * 72
-  _LOG.warning('\n%s\n!! VGG16 ImageNet weights UNAVAILABLE: training from '
-               'RANDOM INIT.\n!! Download failed: %s\n!! %s\n%s',
-               banner, reason, fix, banner)
-  return WeightsChoice(None, f'random (asked for imagenet, unavailable: {reason})',
-                       False)

@@ -6,11 +6,11 @@ sets from the `vgg16.module` setting). Phase one trains the head on the
 frozen base; phase two fine-tunes the whole network.
 """
 
-from components.trainers import base, models
+from components.trainers import base, models, vgg16_weights
 
 
 def build(config, pixel_mean, pixel_std) -> base.Built:
-  choice = models.resolve_vgg16_weights(config.weights,
+  choice = vgg16_weights.resolve(config.weights,
                                         require=config.require_weights)
   model = models.build_vgg16(
       input_size=config.input_size, weights_path=choice.path,
@@ -24,7 +24,7 @@ def build(config, pixel_mean, pixel_std) -> base.Built:
 def preflight(config) -> str:
   """Checked by the command line before any work starts: with `full`, missing
   ImageNet weights stop the run here, not after hours of training."""
-  return models.resolve_vgg16_weights(
+  return vgg16_weights.resolve(
       config.weights, require=config.require_weights).origin
 
 

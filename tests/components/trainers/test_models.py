@@ -1,23 +1,20 @@
 """Tests of components.trainers.models: shapes, exact sizes, preprocessing,
-weights files and their resolution, and the tf.Module export path.
+weights files of both formats, and the tf.Module export path (where the
+weights come from: test_vgg16_weights.py).
 
 Run by pytest (`pytest tests/components/trainers`); never touches the network.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-
 import h5py
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from keras.src.applications import vgg16 as keras_vgg16
 from keras.src.legacy.saving import legacy_h5_format
 
-from components.trainers import models
+from components.trainers import models, vgg16_weights
 
 ALEXNET_ORDER = [
     'image', 'conv1', 'bn1', 'relu1', 'pool1', 'conv2', 'bn2', 'relu2', 'pool2',
@@ -118,6 +115,7 @@ def test_softmax_is_float32_under_mixed_precision(mixed_bfloat16, name):
     (models.build_alexnet, {'input_shape': (4, 4, 3)}),
     (models.build_alexnet, {'input_shape': (32, 32, 1)}),
     (models.build_alexnet, {'input_size': 44}), (models.build_alexnet, {'input_size': 24}),
+    (models.build_alexnet, {'input_size': 136}),
     (models.build_alexnet, {'input_shape': (32, 40, 3), 'input_size': 48}),
     (models.build_vgg16, {'input_size': 48}), (models.build_vgg16, {'input_size': 0}),
     (models.build_vgg16, {'input_size': 16}), (models.build_vgg16, {'num_classes': 1}),
@@ -167,7 +165,7 @@ def test_vgg16_preprocessing_matches_keras_caffe_preprocess_input():
 
 
 def test_vgg16_missing_weights_file_raises(tmp_path):
-  with pytest.raises(models.WeightsUnavailable, match='nowhere.h5'):
+  with pytest.raises(vgg16_weights.WeightsUnavailable, match='nowhere.h5'):
     models.build_vgg16(weights_path=str(tmp_path / 'nowhere.h5'))
 
 
@@ -179,7 +177,7 @@ def test_vgg16_loads_keras3_and_legacy_h5_weights(tmp_path):
   base.set_weights(known)
   keras3 = str(tmp_path / 'base.weights.h5')
   base.save_weights(keras3)
-  legacy = str(tmp_path / models.VGG16_NOTOP_FILE)  # the official file's format
+  legacy = str(tmp_path / vgg16_weights.VGG16_NOTOP_FILE)  # the official file's format
   with h5py.File(legacy, 'w') as f:
     legacy_h5_format.save_weights_to_hdf5_group(f, base)
   for path in (keras3, legacy):
@@ -187,89 +185,6 @@ def test_vgg16_loads_keras3_and_legacy_h5_weights(tmp_path):
     assert len(loaded) == len(known) == 26
     for got, want in zip(loaded, known):
       np.testing.assert_array_equal(got, want)
-
-
-# --- resolve_vgg16_weights ------------------------------------------------------
-
-@pytest.fixture
-def offline(monkeypatch):
-  calls = []
-
-  def fail(*args, **kwargs):
-    calls.append((args, kwargs))
-    raise Exception('URL fetch failure: offline (test)')
-
-  monkeypatch.setattr(keras.utils, 'get_file', fail)
-  return calls
-
-
-def test_imagenet_required_but_unobtainable_says_where_to_put_it(tmp_path, offline):
-  with pytest.raises(models.WeightsUnavailable) as raised:
-    models.resolve_vgg16_weights('imagenet', require=True, cache_dir=str(tmp_path))
-  message = str(raised.value)
-  assert models.VGG16_NOTOP_FILE in message
-  assert str(tmp_path / 'models') in message
-  assert '--set vgg16.weights=none' in message and 'offline (test)' in message
-  (args, kwargs), = offline  # tried exactly Keras's own download
-  assert keras_vgg16.WEIGHTS_PATH_NO_TOP in args + tuple(kwargs.values())
-  assert kwargs['file_hash'] == '6d6bbae143d832006294945121d1f1fc'
-  assert kwargs['cache_subdir'] == 'models'
-
-
-def test_imagenet_optional_falls_back_to_random_loudly(tmp_path, offline, caplog):
-  with caplog.at_level(logging.WARNING):
-    choice = models.resolve_vgg16_weights('imagenet', require=False,
-                                          cache_dir=str(tmp_path))
-  assert choice.path is None and not choice.pretrained
-  assert choice.origin.startswith('random') and 'imagenet' in choice.origin
-  warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-  assert warnings and 'RANDOM' in warnings[0].getMessage()
-  assert warnings[0].getMessage().count('\n') >= 4
-
-
-@pytest.mark.parametrize('where', ['cache_dir', 'KERAS_HOME'])
-def test_imagenet_found_in_cache_without_download(tmp_path, offline, monkeypatch,
-                                                  where):
-  cached = tmp_path / 'models' / models.VGG16_NOTOP_FILE
-  cached.parent.mkdir()
-  cached.write_bytes(b'not checked here')
-  if where == 'KERAS_HOME':
-    monkeypatch.setenv('KERAS_HOME', str(tmp_path))
-  choice = models.resolve_vgg16_weights(
-      'imagenet', require=True,
-      cache_dir=str(tmp_path) if where == 'cache_dir' else None)
-  assert choice == models.WeightsChoice(str(cached), f'imagenet ({cached})', True)
-  assert not offline
-
-
-def test_imagenet_download_result_is_used(tmp_path, monkeypatch):
-  def fake_get_file(fname, origin, **kwargs):
-    path = os.path.join(kwargs['cache_dir'], kwargs['cache_subdir'], fname)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    open(path, 'wb').close()
-    return path
-
-  monkeypatch.setattr(keras.utils, 'get_file', fake_get_file)
-  choice = models.resolve_vgg16_weights('imagenet', require=True,
-                                        cache_dir=str(tmp_path))
-  assert choice.pretrained and choice.path == str(
-      tmp_path / 'models' / models.VGG16_NOTOP_FILE)
-
-
-@pytest.mark.parametrize('require', [True, False])
-def test_explicit_paths_and_words(tmp_path, offline, require):
-  missing = str(tmp_path / 'missing.weights.h5')
-  with pytest.raises(models.WeightsUnavailable, match='missing.weights.h5'):
-    models.resolve_vgg16_weights(missing, require=require)
-  present = tmp_path / 'mine.h5'
-  present.write_bytes(b'')
-  assert models.resolve_vgg16_weights(str(present), require=require) == \
-      models.WeightsChoice(str(present), f'file {present}', True)
-  assert models.resolve_vgg16_weights('none', require=require) == \
-      models.WeightsChoice(None, 'random', False)
-  with pytest.raises(ValueError):
-    models.resolve_vgg16_weights('imagenett', require=require)
-  assert not offline
 
 
 # --- export ---------------------------------------------------------------------
