@@ -76,9 +76,9 @@ def build_alexnet(*, num_classes: int = 10, input_shape=(32, 32, 3),
     input_size: side in px the first convolution sees (square images
       upsampled by the model's `resize` layer); as `sizes.ALEXNET` allows
       (multiples of 8 from 32 to 128), at least the images' side. None = the
-      images' own size. The
-      layers are the same; fc6's inputs grow with the square of the side
-      ((input_size / 8)^2 x 256) and the compute with about that too.
+      images' own size. The layers are the same; fc6's inputs grow with the
+      square of the side ((input_size / 8)^2 x 256) and the compute with
+      about that too.
 
   Returns:
     A Keras model named 'alexnet' mapping per-channel normalised float images

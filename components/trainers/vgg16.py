@@ -10,8 +10,7 @@ from components.trainers import base, models, vgg16_weights
 
 
 def build(config, pixel_mean, pixel_std) -> base.Built:
-  choice = vgg16_weights.resolve(config.weights,
-                                        require=config.require_weights)
+  choice = vgg16_weights.resolve(config.weights, require=config.require_weights)
   model = models.build_vgg16(
       input_size=config.input_size, weights_path=choice.path,
       dropout=config.dropout, pixel_mean=tuple(pixel_mean),

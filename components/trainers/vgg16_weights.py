@@ -42,7 +42,7 @@ def _keras_models_dir(cache_dir: str | None) -> str:
 
 
 def resolve(spec: str, *, require: bool,
-                          cache_dir: str | None = None) -> WeightsChoice:
+            cache_dir: str | None = None) -> WeightsChoice:
   """Turns `TrainerConfig.weights` into the weights file `build_vgg16` loads.
 
   Args:
