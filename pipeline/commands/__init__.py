@@ -28,7 +28,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--preset', default='full', choices=sorted(config_lib.PRESETS),
                       help='full: all of CIFAR-10, full recipes (default, a GPU '
                       'job); cpu: all of CIFAR-10, recipes sized for a CPU '
-                      '(~70 min on 2 cores); quick: a few hundred images, one '
+                      '(~55 min on 2 cores); quick: a few hundred images, one '
                       'short epoch per model')
   parser.add_argument('--set', dest='overrides', action='append', default=[],
                       metavar='KEY=VALUE',
