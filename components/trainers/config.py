@@ -25,6 +25,9 @@ class TrainerConfig:
   momentum: float = 0.9
   weight_decay: float = 5e-3  # per step, times the learning rate (Keras's decoupled form)
   label_smoothing: float = 0.1
+  # Rate of BatchNorm offsets (beta) over the rest's (airbench's 64x for
+  # BatchNorm biases; components/trainers/schedule.OffsetRate); 1 = the same.
+  offset_lr_factor: float = 1.0
   ema_momentum: float = 0.0  # Polyak average of the weights per step, validated and exported; 0 = off
   warmup_epochs: float = 1.0  # linear warm-up, then `decay` to zero
   decay: str = 'cosine'  # shape of the decay to zero at the last step: 'cosine' or 'linear'

@@ -54,22 +54,60 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                 warmup_steps=self.warmup_steps)
 
 
+class OffsetRate:
+  """Mixin for a Keras optimizer: BatchNorm offsets (variables named 'beta')
+  step at `offset_lr_factor` times the rate of the other weights (airbench's
+  64x for BatchNorm biases). Keras passes each variable's rate to
+  `update_step`; the weight decay (none on offsets) is applied apart."""
+
+  def __init__(self, *args, offset_lr_factor: float, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.offset_lr_factor = offset_lr_factor
+    self._offsets = set()
+
+  def build(self, variables):
+    super().build(variables)
+    self._offsets = {self._var_key(v) for v in variables if v.name == 'beta'}
+
+  def update_step(self, gradient, variable, learning_rate):
+    if self._var_key(variable) in self._offsets:
+      learning_rate = learning_rate * self.offset_lr_factor
+    return super().update_step(gradient, variable, learning_rate)
+
+  def get_config(self):
+    return {**super().get_config(), 'offset_lr_factor': self.offset_lr_factor}
+
+
+@keras.saving.register_keras_serializable(package='cifar10_tfx')
+class OffsetRateSGD(OffsetRate, keras.optimizers.SGD):
+  """SGD whose BatchNorm offsets take `offset_lr_factor` x the rate."""
+
+
+@keras.saving.register_keras_serializable(package='cifar10_tfx')
+class OffsetRateAdamW(OffsetRate, keras.optimizers.AdamW):
+  """AdamW whose BatchNorm offsets take `offset_lr_factor` x the rate."""
+
+
 def make_optimizer(name: str, schedule, *, momentum: float, weight_decay: float,
-                   ema_momentum: float = 0.0) -> keras.optimizers.Optimizer:
+                   ema_momentum: float = 0.0,
+                   offset_lr_factor: float = 1.0) -> keras.optimizers.Optimizer:
   """SGD with Nesterov momentum or AdamW; no weight decay on biases and norms.
 
   `ema_momentum` > 0 keeps an exponential moving average of the trainable
   weights, updated every step (Keras's `use_ema`); `loop.train` validates and
-  keeps it in place of the weights being trained.
+  keeps it in place of the weights being trained. `offset_lr_factor` != 1
+  multiplies the rate of BatchNorm offsets (`OffsetRate`).
   """
   ema = dict(use_ema=True, ema_momentum=ema_momentum) if ema_momentum else {}
+  offsets = ({} if offset_lr_factor == 1 else
+             dict(offset_lr_factor=offset_lr_factor))
   if name == 'sgd':
-    optimizer = keras.optimizers.SGD(
+    optimizer = (OffsetRateSGD if offsets else keras.optimizers.SGD)(
         learning_rate=schedule, momentum=momentum, nesterov=True,
-        weight_decay=weight_decay or None, **ema)
+        weight_decay=weight_decay or None, **ema, **offsets)
   elif name == 'adamw':
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule,
-                                       weight_decay=weight_decay, **ema)
+    optimizer = (OffsetRateAdamW if offsets else keras.optimizers.AdamW)(
+        learning_rate=schedule, weight_decay=weight_decay, **ema, **offsets)
   else:
     raise ValueError(f'Unknown optimizer {name!r}: use sgd or adamw.')
   if weight_decay:

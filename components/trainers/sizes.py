@@ -26,12 +26,16 @@ ALEXNET = SideRule(8, 128, 'its first dense layer grows with the square of '
                    'the side')
 # Five pools; global average pooling, so only compute grows with the side.
 VGG16 = SideRule(32, 512, 'its compute grows with the square of the side')
+# A trainer module of a user's own: only what neither network takes is
+# refused before the run; its builder checks the rest when it builds.
+ANY = SideRule(8, VGG16.largest, 'no network here takes more')
 
 
 def rule_for(module: str) -> SideRule:
   """The rule of the network a trainer module (dotted path) builds: VGG16's
-  for a module named `vgg16`, AlexNet's for any other."""
-  return VGG16 if module.rsplit('.', 1)[-1] == 'vgg16' else ALEXNET
+  for a module named `vgg16`, AlexNet's for one named `alexnet`, and `ANY`
+  for a module named otherwise (whose network this check cannot know)."""
+  return {'vgg16': VGG16, 'alexnet': ALEXNET}.get(module.rsplit('.', 1)[-1], ANY)
 
 
 def problem(rule: SideRule, side: object) -> str | None:

@@ -18,9 +18,18 @@ from components.trainers.config import TrainerConfig
 @pytest.mark.parametrize('module, rule', [
     ('components.trainers.alexnet', sizes.ALEXNET),
     ('components.trainers.vgg16', sizes.VGG16),
-    ('my_package.vgg16', sizes.VGG16), ('my_package.my_alexnet', sizes.ALEXNET)])
+    ('my_package.vgg16', sizes.VGG16), ('my_package.alexnet', sizes.ALEXNET),
+    ('my_package.my_vgg', sizes.ANY), ('my_package.my_alexnet', sizes.ANY)])
 def test_the_rule_follows_the_trainer_module_name(module, rule):
   assert sizes.rule_for(module) is rule
+
+
+def test_a_module_of_a_users_own_is_refused_no_side_a_network_here_takes():
+  for side in (32, 48, 96, 160, 224, 512):  # AlexNet's up to 128, VGG16's past it
+    config = TrainerConfig(module='my_package.my_vgg', input_size=side)
+    assert not [p for p in checks.problems('mine', config) if 'input_size' in p]
+  config = TrainerConfig(module='my_package.my_vgg', input_size=544)
+  assert [p for p in checks.problems('mine', config) if 'input_size' in p]
 
 
 @pytest.mark.parametrize('rule, good, bad', [
