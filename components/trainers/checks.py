@@ -16,7 +16,7 @@ from components.trainers.config import DECAYS, TrainerConfig
 # hold, counts a run can finish.
 BOUNDS = {
     'epochs': (1, 10_000), 'batch_size': (1, 8192),
-    'input_size': (sizes.SMALLEST, sizes.VGG16.largest),  # any network's sides
+    'input_size': (sizes.SMALLEST, sizes.ANY.largest),  # any network's sides
     'steps_per_epoch': (0, 10 ** 7), 'head_epochs': (0, 10_000),
     'early_stopping_patience': (0, 10_000), 'crop_padding': (0, 64),
     'rotation_degrees': (0, 180), 'learning_rate': (1e-12, 100),

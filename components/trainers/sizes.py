@@ -8,6 +8,7 @@ sync by hand.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 SMALLEST = 32  # px: CIFAR-10's side; the models upsample, never shrink
@@ -28,7 +29,8 @@ ALEXNET = SideRule(8, 128, 'its first dense layer grows with the square of '
 VGG16 = SideRule(32, 512, 'its compute grows with the square of the side')
 # A trainer module of a user's own: only what neither network takes is
 # refused before the run; its builder checks the rest when it builds.
-ANY = SideRule(8, VGG16.largest, 'no network here takes more')
+ANY = SideRule(math.gcd(ALEXNET.step, VGG16.step),
+               max(ALEXNET.largest, VGG16.largest), 'no network here takes more')
 
 
 def rule_for(module: str) -> SideRule:
