@@ -116,6 +116,7 @@ def make_run_fn(build: Builder) -> Callable:
         'pretrained': built.pretrained, 'params': int(built.model.count_params()),
         'epochs_run': len(log.rows), 'checkpoint_dir': checkpoints, 'training_seconds': seconds,
         'best_val_accuracy': log.best, 'device': plan.description,
+        'optimizer': log.optimizer,
         'steps_per_epoch': steps, 'steps_per_execution': per_execution,
         'train_images': n_train, 'validation_images': n_val,
         'config': dataclasses.asdict(config)}

@@ -79,6 +79,11 @@ class EpochLog(keras.callbacks.Callback):
         self.rows = json.load(f)
     self.best = max((r.get('val_accuracy', -1.0) for r in self.rows), default=-1.0)
     self._start = 0.0
+    self.optimizer = ''  # the class that trained the last phase run here
+
+  def on_train_begin(self, logs=None):
+    found = self.model.optimizer
+    self.optimizer = type(getattr(found, 'inner_optimizer', found)).__name__
 
   def on_epoch_begin(self, epoch, logs=None):
     self._start = time.time()

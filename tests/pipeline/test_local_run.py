@@ -95,7 +95,8 @@ def test_second_run_is_served_from_cache_and_a_changed_trainer_reruns(quick_run)
 def test_models_record_where_their_weights_came_from(quick_run):
   import json
   _, _, _, record = quick_run
-  for name, pretrained_possible in (('alexnet', False), ('vgg16', True)):
+  for name, pretrained_possible, optimizer in (('alexnet', False, 'AdamW'),
+                                              ('vgg16', True, 'SGD')):
     model = record.node(f'Trainer_{name}').outputs['model'][0]
     path = os.path.join(model.uri, 'Format-Serving', 'assets.extra',
                         'model_info.json')
@@ -106,6 +107,7 @@ def test_models_record_where_their_weights_came_from(quick_run):
       assert info['weights_origin'].startswith('random')
     assert pretrained_possible or not info['pretrained']
     assert info['epochs_run'] == 1 and info['params'] > 1_000_000
+    assert info['optimizer'] == optimizer  # offsets at 1x: Keras's own
 
 
 def test_an_edit_of_an_indirectly_imported_module_reruns_only_its_node(

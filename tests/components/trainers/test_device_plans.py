@@ -85,13 +85,15 @@ def single_device_plans(tmp_path_factory, weights, pipeline_plans):
 @pytest.fixture(scope='module')
 def three_replica_plans(tmp_path_factory, weights, pipeline_plans):
   """3 replicas: AlexNet's batch 16, VGG16's 4 and the validation split's 20
-  images do not split evenly by default. AlexNet's conv1 starts whitening the
-  training patches (set inside the strategy's scope, on mirrored variables),
-  and its export serves the mean of each image's and its mirror's answers."""
+  images do not split evenly by default. AlexNet takes the `cpu` preset's
+  choices: conv1 starts whitening the training patches (set inside the
+  strategy's scope, on mirrored variables), BatchNorm offsets step at 16x
+  the rate (its optimizer killed, restored and resumed with the rest), and
+  its export serves the mean of each image's and its mirror's answers."""
   return _run('run_fn', tmp_path_factory.mktemp('three'), {
       'three_replicas': _settings(weights, 'emulated:3', {
           'batch_size': 16, 'first_layer_init': 'whitening',
-          'mirror_average': True})},
+          'offset_lr_factor': 16.0, 'mirror_average': True})},
       transform=pipeline_plans['two_replicas']['transform'])
 
 
@@ -137,6 +139,7 @@ def test_the_whitened_first_layer_is_set_where_asked(three_replica_plans):
   info = three_replica_plans['three_replicas']['models']['alexnet']['info']
   assert info['weights_origin'] == 'random; conv1 starts whitening training patches'
   assert info['config']['first_layer_init'] == 'whitening'
+  assert info['optimizer'] == 'OffsetRateAdamW'  # test_offset_rate.py: its step
 
 
 def test_the_compile_settings_are_those_of_the_plan(plan):

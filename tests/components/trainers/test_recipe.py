@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
@@ -121,48 +120,6 @@ def test_weight_decay_spares_biases_and_norm_parameters():
              if optimizer._use_weight_decay(v)}
   assert any('kernel' in p for p in decayed)
   assert not any(('bias' in p or 'gamma' in p or 'beta' in p) for p in decayed)
-
-
-def _one_step_moves(optimizer_name: str, factor: float, wrap: str) -> dict:
-  """{variable path: its change} after one compiled training step (the
-  TensorFlow backend's update path, as in the Trainer) from fixed weights;
-  `wrap` 'mirrored' builds it in a MirroredStrategy (distributed variables,
-  as on GPU workers, here on one CPU), 'loss_scale' wraps the optimizer as
-  mixed_float16 does."""
-  keras.utils.set_random_seed(3)
-  scope = (tf.distribute.MirroredStrategy(['/cpu:0']).scope()
-           if wrap == 'mirrored' else contextlib.nullcontext())
-  with scope:
-    model = keras.Sequential([
-        keras.Input((4,)), keras.layers.Dense(3, use_bias=False, name='fc'),
-        keras.layers.BatchNormalization(name='bn'), keras.layers.Dense(2, name='out')],
-        name='net')
-    optimizer = schedule.make_optimizer(optimizer_name, 0.01, momentum=0.9,
-                                        weight_decay=5e-3, offset_lr_factor=factor)
-    if wrap == 'loss_scale':
-      optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, loss='mse')
-  before = {v.path: v.numpy().copy() for v in model.trainable_variables}
-  x = np.random.default_rng(0).normal(size=(16, 4)).astype('float32')
-  model.train_on_batch(x, np.ones((16, 2), 'float32'))
-  return {v.path: v.numpy() - before[v.path] for v in model.trainable_variables}
-
-
-@pytest.mark.parametrize('optimizer_name, wrap', [
-    ('adamw', 'none'), ('sgd', 'none'), ('adamw', 'mirrored'), ('sgd', 'loss_scale')])
-def test_offset_lr_factor_scales_only_the_batchnorm_offsets_step(optimizer_name, wrap):
-  plain, fast = (_one_step_moves(optimizer_name, f, wrap) for f in (1.0, 8.0))
-  offsets = [p for p in plain if p.endswith('/beta')]
-  assert len(offsets) == 1 and np.abs(plain[offsets[0]]).max() > 0
-  np.testing.assert_allclose(fast[offsets[0]], 8.0 * plain[offsets[0]], rtol=1e-4)
-  for path in plain.keys() - set(offsets):  # kernels, gamma, the dense bias
-    np.testing.assert_allclose(fast[path], plain[path], rtol=1e-5, atol=1e-8)
-
-
-def test_offset_lr_factor_one_is_the_plain_keras_optimizer():
-  optimizer = schedule.make_optimizer('adamw', 0.1, momentum=0.9,
-                                      weight_decay=0.0, offset_lr_factor=1.0)
-  assert type(optimizer) is keras.optimizers.AdamW
 
 
 @pytest.mark.parametrize('capabilities, policy', [
