@@ -16,7 +16,7 @@ import time
 import keras
 import numpy as np
 
-from components.trainers import augment, predict
+from components.trainers import augment, predict, schedule
 
 
 class DeadlineReached(Exception):
@@ -76,7 +76,7 @@ def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500, *,
 def trained_weights(fit_model, target):
   """With the optimizer's weight average swapped into `target` (loop.ema_swap),
   a copy of `target` holding the weights being trained; None without EMA."""
-  optimizer = getattr(fit_model.optimizer, 'inner_optimizer', fit_model.optimizer)
+  optimizer = schedule.trained_by(fit_model.optimizer)
   if not getattr(optimizer, 'use_ema', False):
     return None
   copy = keras.models.clone_model(target)

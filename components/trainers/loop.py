@@ -82,8 +82,7 @@ class EpochLog(keras.callbacks.Callback):
     self.optimizer = ''  # the class that trained the last phase run here
 
   def on_train_begin(self, logs=None):
-    found = self.model.optimizer
-    self.optimizer = type(getattr(found, 'inner_optimizer', found)).__name__
+    self.optimizer = type(schedule.trained_by(self.model.optimizer)).__name__
 
   def on_epoch_begin(self, epoch, logs=None):
     self._start = time.time()

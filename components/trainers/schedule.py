@@ -88,6 +88,12 @@ class OffsetRateAdamW(OffsetRate, keras.optimizers.AdamW):
   """AdamW whose BatchNorm offsets take `offset_lr_factor` x the rate."""
 
 
+def trained_by(optimizer) -> keras.optimizers.Optimizer:
+  """The optimizer that steps the weights: the one inside mixed_float16's
+  LossScaleOptimizer, else `optimizer` itself."""
+  return getattr(optimizer, 'inner_optimizer', optimizer)
+
+
 def make_optimizer(name: str, schedule, *, momentum: float, weight_decay: float,
                    ema_momentum: float = 0.0,
                    offset_lr_factor: float = 1.0) -> keras.optimizers.Optimizer:
