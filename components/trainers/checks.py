@@ -22,6 +22,7 @@ BOUNDS = {
     'rotation_degrees': (0, 180), 'learning_rate': (1e-12, 100),
     'momentum': (0, 0.999999), 'ema_momentum': (0, 0.999999),
     'fine_tune_lr_factor': (1e-9, 100), 'offset_lr_factor': (1e-9, 1000),
+    'scale_lr_factor': (0, 1000),
     'weight_decay': (0, 100),
     'warmup_epochs': (0, 10_000), 'gpus': (0, 64),
     # TensorFlow takes a global seed that is a multiple of 2**31 - 1 (0

@@ -28,6 +28,7 @@ class TrainerConfig:
   # Rate of BatchNorm offsets (beta) over the rest's (airbench's 64x for
   # BatchNorm biases; components/trainers/schedule.OffsetRate); 1 = the same.
   offset_lr_factor: float = 1.0
+  scale_lr_factor: float = 1.0  # the same for BatchNorm scales (gamma); 0 = frozen at 1 (airbench)
   ema_momentum: float = 0.0  # Polyak average of the weights per step, validated and exported; 0 = off
   warmup_epochs: float = 1.0  # linear warm-up, then `decay` to zero
   decay: str = 'cosine'  # shape of the decay to zero at the last step: 'cosine' or 'linear'

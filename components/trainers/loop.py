@@ -138,7 +138,8 @@ def compile_model(model, config: TrainerConfig, *, peak_lr: float,
       optimizer=schedule.make_optimizer(
           config.optimizer, lr, momentum=config.momentum,
           weight_decay=config.weight_decay, ema_momentum=config.ema_momentum,
-          offset_lr_factor=config.offset_lr_factor),
+          offset_lr_factor=config.offset_lr_factor,
+          scale_lr_factor=config.scale_lr_factor),
       loss=keras.losses.CategoricalCrossentropy(
           label_smoothing=config.label_smoothing),
       # Weighted: Keras 3 calls `metrics` without the sample weights, so the

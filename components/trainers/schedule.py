@@ -57,35 +57,43 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 class OffsetRate:
   """Mixin for a Keras optimizer: BatchNorm offsets (variables named 'beta')
   step at `offset_lr_factor` times the rate of the other weights (airbench's
-  64x for BatchNorm biases). Keras passes each variable's rate to
-  `update_step`; the weight decay (none on offsets) is applied apart."""
+  64x for BatchNorm biases), BatchNorm scales ('gamma') at `scale_lr_factor`
+  times (0 = frozen at their initial 1, as airbench keeps them). Keras passes
+  each variable's rate to `update_step`; the weight decay (none on either)
+  is applied apart."""
 
-  def __init__(self, *args, offset_lr_factor: float, **kwargs):
+  def __init__(self, *args, offset_lr_factor: float = 1.0,
+               scale_lr_factor: float = 1.0, **kwargs):
     super().__init__(*args, **kwargs)
     self.offset_lr_factor = offset_lr_factor
-    self._offsets = set()
+    self.scale_lr_factor = scale_lr_factor
+    self._factors = {}
 
   def build(self, variables):
     super().build(variables)
-    self._offsets = {self._var_key(v) for v in variables if v.name == 'beta'}
+    by_name = {'beta': self.offset_lr_factor, 'gamma': self.scale_lr_factor}
+    self._factors = {self._var_key(v): by_name[v.name] for v in variables
+                     if by_name.get(v.name, 1.0) != 1.0}
 
   def update_step(self, gradient, variable, learning_rate):
-    if self._var_key(variable) in self._offsets:
-      learning_rate = learning_rate * self.offset_lr_factor
+    factor = self._factors.get(self._var_key(variable))
+    if factor is not None:
+      learning_rate = learning_rate * factor
     return super().update_step(gradient, variable, learning_rate)
 
   def get_config(self):
-    return {**super().get_config(), 'offset_lr_factor': self.offset_lr_factor}
+    return {**super().get_config(), 'offset_lr_factor': self.offset_lr_factor,
+            'scale_lr_factor': self.scale_lr_factor}
 
 
 @keras.saving.register_keras_serializable(package='cifar10_tfx')
 class OffsetRateSGD(OffsetRate, keras.optimizers.SGD):
-  """SGD whose BatchNorm offsets take `offset_lr_factor` x the rate."""
+  """SGD whose BatchNorm offsets and scales take their own multiples of the rate."""
 
 
 @keras.saving.register_keras_serializable(package='cifar10_tfx')
 class OffsetRateAdamW(OffsetRate, keras.optimizers.AdamW):
-  """AdamW whose BatchNorm offsets take `offset_lr_factor` x the rate."""
+  """AdamW whose BatchNorm offsets and scales take their own multiples of the rate."""
 
 
 def trained_by(optimizer) -> keras.optimizers.Optimizer:
@@ -96,17 +104,20 @@ def trained_by(optimizer) -> keras.optimizers.Optimizer:
 
 def make_optimizer(name: str, schedule, *, momentum: float, weight_decay: float,
                    ema_momentum: float = 0.0,
-                   offset_lr_factor: float = 1.0) -> keras.optimizers.Optimizer:
+                   offset_lr_factor: float = 1.0,
+                   scale_lr_factor: float = 1.0) -> keras.optimizers.Optimizer:
   """SGD with Nesterov momentum or AdamW; no weight decay on biases and norms.
 
   `ema_momentum` > 0 keeps an exponential moving average of the trainable
   weights, updated every step (Keras's `use_ema`); `loop.train` validates and
-  keeps it in place of the weights being trained. `offset_lr_factor` != 1
-  multiplies the rate of BatchNorm offsets (`OffsetRate`).
+  keeps it in place of the weights being trained. `offset_lr_factor` and
+  `scale_lr_factor` != 1 multiply the rate of BatchNorm offsets and scales
+  (`OffsetRate`; a scale factor 0 freezes them).
   """
   ema = dict(use_ema=True, ema_momentum=ema_momentum) if ema_momentum else {}
-  offsets = ({} if offset_lr_factor == 1 else
-             dict(offset_lr_factor=offset_lr_factor))
+  offsets = {key: factor for key, factor in (
+      ('offset_lr_factor', offset_lr_factor), ('scale_lr_factor', scale_lr_factor))
+             if factor != 1}
   if name == 'sgd':
     optimizer = (OffsetRateSGD if offsets else keras.optimizers.SGD)(
         learning_rate=schedule, momentum=momentum, nesterov=True,

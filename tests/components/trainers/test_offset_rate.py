@@ -1,6 +1,7 @@
-"""BatchNorm offsets at a multiple of the rate (`schedule.OffsetRate`), the
-`offset_lr_factor` the `cpu` preset sets: one compiled training step with
-the factor against one without, from the same weights."""
+"""BatchNorm offsets and scales at multiples of the rate (`schedule.OffsetRate`):
+the `offset_lr_factor` the `cpu` preset sets and `scale_lr_factor` (0 freezes
+the scales): one compiled training step with a factor against one without,
+from the same weights."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ FACTOR = 8.0
 
 
 def _one_step_moves(optimizer_name: str, factor: float, wrap: str,
-                    replicas: int = 1) -> dict:
+                    replicas: int = 1, scale_factor: float = 1.0) -> dict:
   """{variable path: its change} after one compiled training step (the
   TensorFlow backend's update path, as in the Trainer) from fixed weights;
   `wrap` 'mirrored' builds it in a MirroredStrategy over `replicas` CPU
@@ -35,7 +36,8 @@ def _one_step_moves(optimizer_name: str, factor: float, wrap: str,
         keras.layers.BatchNormalization(name='bn'), keras.layers.Dense(2, name='out')],
         name='net')
     optimizer = schedule.make_optimizer(optimizer_name, 0.01, momentum=0.9,
-                                        weight_decay=5e-3, offset_lr_factor=factor)
+                                        weight_decay=5e-3, offset_lr_factor=factor,
+                                        scale_lr_factor=scale_factor)
     if wrap == 'loss_scale':
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss='mse')
@@ -45,11 +47,13 @@ def _one_step_moves(optimizer_name: str, factor: float, wrap: str,
   return {v.path: v.numpy() - before[v.path] for v in model.trainable_variables}
 
 
-def _assert_only_the_offset_scaled(plain: dict, fast: dict) -> None:
-  offsets = [p for p in plain if p.endswith('/beta')]
+def _assert_only_the_offset_scaled(plain: dict, fast: dict, name: str = 'beta',
+                                   factor: float = FACTOR) -> None:
+  """Only BatchNorm's `name` variable moved `factor` x as far."""
+  offsets = [p for p in plain if p.endswith(f'/{name}')]
   assert len(offsets) == 1 and np.abs(plain[offsets[0]]).max() > 0
-  np.testing.assert_allclose(fast[offsets[0]], FACTOR * plain[offsets[0]], rtol=1e-4)
-  for path in plain.keys() - set(offsets):  # kernels, gamma, the dense bias
+  np.testing.assert_allclose(fast[offsets[0]], factor * plain[offsets[0]], rtol=1e-4)
+  for path in plain.keys() - set(offsets):  # kernels, the other BN variable, the dense bias
     np.testing.assert_allclose(fast[path], plain[path], rtol=1e-5, atol=1e-8)
 
 
@@ -58,6 +62,15 @@ def _assert_only_the_offset_scaled(plain: dict, fast: dict) -> None:
 def test_offset_lr_factor_scales_only_the_batchnorm_offsets_step(optimizer_name, wrap):
   plain, fast = (_one_step_moves(optimizer_name, f, wrap) for f in (1.0, FACTOR))
   _assert_only_the_offset_scaled(plain, fast)
+
+
+@pytest.mark.parametrize('optimizer_name, scale_factor', [
+    ('adamw', 0.0), ('sgd', 0.0), ('adamw', FACTOR)])
+def test_scale_lr_factor_scales_or_freezes_only_the_batchnorm_scales(
+    optimizer_name, scale_factor):
+  plain, other = (_one_step_moves(optimizer_name, 1.0, 'none', scale_factor=f)
+                  for f in (1.0, scale_factor))
+  _assert_only_the_offset_scaled(plain, other, 'gamma', scale_factor)  # 0: exactly still
 
 
 # Two logical CPU devices exist only if made before TensorFlow starts, so the
