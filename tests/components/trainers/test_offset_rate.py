@@ -47,13 +47,13 @@ def _one_step_moves(optimizer_name: str, factor: float, wrap: str,
   return {v.path: v.numpy() - before[v.path] for v in model.trainable_variables}
 
 
-def _assert_only_the_offset_scaled(plain: dict, fast: dict, name: str = 'beta',
+def _assert_only_one_bn_variable_scaled(plain: dict, fast: dict, name: str = 'beta',
                                    factor: float = FACTOR) -> None:
   """Only BatchNorm's `name` variable moved `factor` x as far."""
-  offsets = [p for p in plain if p.endswith(f'/{name}')]
-  assert len(offsets) == 1 and np.abs(plain[offsets[0]]).max() > 0
-  np.testing.assert_allclose(fast[offsets[0]], factor * plain[offsets[0]], rtol=1e-4)
-  for path in plain.keys() - set(offsets):  # kernels, the other BN variable, the dense bias
+  scaled = [p for p in plain if p.endswith(f'/{name}')]
+  assert len(scaled) == 1 and np.abs(plain[scaled[0]]).max() > 0
+  np.testing.assert_allclose(fast[scaled[0]], factor * plain[scaled[0]], rtol=1e-4)
+  for path in plain.keys() - set(scaled):  # kernels, the other BN variable, the dense bias
     np.testing.assert_allclose(fast[path], plain[path], rtol=1e-5, atol=1e-8)
 
 
@@ -61,7 +61,7 @@ def _assert_only_the_offset_scaled(plain: dict, fast: dict, name: str = 'beta',
     ('adamw', 'none'), ('sgd', 'none'), ('adamw', 'mirrored'), ('sgd', 'loss_scale')])
 def test_offset_lr_factor_scales_only_the_batchnorm_offsets_step(optimizer_name, wrap):
   plain, fast = (_one_step_moves(optimizer_name, f, wrap) for f in (1.0, FACTOR))
-  _assert_only_the_offset_scaled(plain, fast)
+  _assert_only_one_bn_variable_scaled(plain, fast)
 
 
 @pytest.mark.parametrize('optimizer_name, scale_factor', [
@@ -70,7 +70,7 @@ def test_scale_lr_factor_scales_or_freezes_only_the_batchnorm_scales(
     optimizer_name, scale_factor):
   plain, other = (_one_step_moves(optimizer_name, 1.0, 'none', scale_factor=f)
                   for f in (1.0, scale_factor))
-  _assert_only_the_offset_scaled(plain, other, 'gamma', scale_factor)  # 0: exactly still
+  _assert_only_one_bn_variable_scaled(plain, other, 'gamma', scale_factor)  # 0: exactly still
 
 
 # Two logical CPU devices exist only if made before TensorFlow starts, so the
@@ -94,7 +94,7 @@ def test_offset_lr_factor_holds_across_two_replicas():
   assert done.returncode == 0, done.stderr[-3000:]
   plain, fast = ({k: np.array(v) for k, v in m.items()}
                  for m in json.loads(done.stdout.strip().splitlines()[-1]))
-  _assert_only_the_offset_scaled(plain, fast)
+  _assert_only_one_bn_variable_scaled(plain, fast)
 
 
 def test_offset_lr_factor_one_is_the_plain_keras_optimizer():
