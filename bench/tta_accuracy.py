@@ -1,7 +1,10 @@
 """Validation accuracy of trained weights under several test-time augmentations.
 
 Run by a person (not by the tests), with the project's environment, on the
-weights a bench run kept and the split cache it read:
+weights a bench run kept (`--weights`) or on a pipeline run's exported model
+(`--saved-model`: the Trainer's `Format-Serving` folder or a pushed version;
+the same `--preset` and `--set` as that run), and the split cache that
+bench/accuracy_curve.py wrote:
 
   .venv/bin/python bench/tta_accuracy.py --preset cpu --model alexnet \
       --weights alexnet.weights.h5 --cache cifar.npz [--set alexnet.X=Y ...]
@@ -12,7 +15,8 @@ mirror pair averaged with the mirror pairs of the image shifted diagonally
 by `s` px both ways (reflect padding; airbench's `infer_mirror_translate`,
 which averages logits where this averages probabilities), at 3x the
 inference. Validation decides; test accuracy is printed for the record only.
-Imports no TensorFlow itself, as bench/accuracy_curve.py.
+Imports no TensorFlow itself, as bench/accuracy_curve.py, but to read a
+`--saved-model`.
 """
 
 from __future__ import annotations
@@ -64,7 +68,9 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--preset', default='cpu', choices=sorted(config_lib.PRESETS))
   parser.add_argument('--model', default='alexnet')
-  parser.add_argument('--weights', required=True, help='.weights.h5 of a bench run')
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument('--weights', help='.weights.h5 of a bench run')
+  source.add_argument('--saved-model', help="a pipeline run's exported model folder")
   parser.add_argument('--cache', required=True,
                       help='.npz of the decoded splits (bench/accuracy_curve.py --cache)')
   parser.add_argument('--set', dest='overrides', action='append', default=[])
@@ -72,6 +78,9 @@ def main(argv=None) -> int:
   if not os.path.isfile(args.cache):
     parser.error(f'--cache: {args.cache} is not a file; write it with '
                  'bench/accuracy_curve.py --cache')
+  if args.saved_model and not os.path.isdir(os.path.join(args.saved_model, 'variables')):
+    parser.error(f'--saved-model: {args.saved_model} is not an exported model; '
+                 'pass a folder that holds saved_model.pb and variables/')
 
   import keras
 
@@ -83,7 +92,11 @@ def main(argv=None) -> int:
   mean, std = curve_training.channel_stats(x_train)
   del x_train
   model = importlib.import_module(trainer.module).build(trainer, mean, std).model
-  model.load_weights(args.weights)
+  if args.weights:
+    model.load_weights(args.weights)
+  else:
+    from components.trainers import export
+    export.restore_weights(model, args.saved_model)
   for name, (x, y) in (('validation', validation), ('test', test)):
     x = curve_training.normalise(x, mean, std)
     start = time.time()

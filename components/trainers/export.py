@@ -80,6 +80,25 @@ def export(model, tft_output, class_names, directory: str, info: dict,
     json.dump(info, f, indent=2, sort_keys=True)
 
 
+def restore_weights(model, directory: str):
+  """Loads into `model` the network weights of the SavedModel that `export`
+  wrote to `directory` (its `ServingModule.model`) and returns `model`, which
+  must come from the same builder and settings (any dtype policy: the export
+  holds float32 copies). Called by bench/tta_accuracy.py, which measures a
+  pipeline run's exported model under other views. Raises ValueError when the
+  two networks do not match."""
+  checkpoint = tf.train.Checkpoint(model=model)
+  try:  # a shape differs: ValueError; a variable is missing: AssertionError
+    status = checkpoint.read(os.path.join(directory, 'variables', 'variables'))
+    status.assert_existing_objects_matched()
+  except (AssertionError, ValueError) as error:
+    raise ValueError(f'{directory} holds another network than the one built '
+                     f'here ({str(error).splitlines()[0]}); build it with the '
+                     'settings of the run that exported it') from None
+  status.expect_partial()  # the TFT graph and class names stay unread
+  return model
+
+
 def channel_stats(tft_output) -> tuple[np.ndarray, np.ndarray]:
   """The per-channel mean and std (in [0,1] units) that the TFT graph applies.
 

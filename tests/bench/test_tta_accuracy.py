@@ -4,6 +4,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'bench'))
 import tta_accuracy  # noqa: E402
@@ -31,3 +32,14 @@ def test_views_are_weighted_half_mirror_pair_quarter_each_shift():
   views = tta_accuracy.probabilities(Probe(), x, (0, 1))
   np.testing.assert_allclose(views[1], expected, rtol=1e-6)
   np.testing.assert_allclose(views[0], Probe()(x), rtol=1e-6)
+
+
+def test_a_folder_that_is_no_exported_model_is_refused_before_any_work(tmp_path, capsys):
+  cache = tmp_path / 'cifar.npz'
+  cache.write_bytes(b'')  # never read: the model folder is checked first
+  (tmp_path / 'run').mkdir()
+  with pytest.raises(SystemExit) as stop:
+    tta_accuracy.main(['--saved-model', str(tmp_path / 'run'), '--cache', str(cache)])
+  assert stop.value.code == 2
+  assert 'is not an exported model; pass a folder that holds saved_model.pb' in (
+      capsys.readouterr().err)

@@ -69,3 +69,27 @@ def test_the_served_probabilities_are_the_network_s_or_the_mirror_mean(
   ids = expected.argmax(axis=1)
   np.testing.assert_array_equal(out['class_ids'].numpy(), ids)
   assert [c.decode() for c in out['classes'].numpy()] == [CLASS_NAMES[i] for i in ids]
+
+
+def test_restore_weights_reads_back_the_exported_network(tmp_path):
+  import keras
+  model = _model()
+  export.export(model, _TftOutput(), CLASS_NAMES, str(tmp_path / 'm'), {})
+  keras.utils.set_random_seed(4)
+  inputs = keras.Input((32, 32, 3))
+  fresh = keras.Model(inputs, keras.layers.Dense(len(CLASS_NAMES), activation='softmax')(
+      keras.layers.Flatten()(inputs)))
+  assert not np.allclose(fresh.get_weights()[0], model.get_weights()[0])
+  assert export.restore_weights(fresh, str(tmp_path / 'm')) is fresh
+  for got, want in zip(fresh.get_weights(), model.get_weights()):
+    np.testing.assert_array_equal(got, want)
+
+
+def test_restore_weights_refuses_another_network(tmp_path):
+  import keras
+  export.export(_model(), _TftOutput(), CLASS_NAMES, str(tmp_path / 'm'), {})
+  inputs = keras.Input((32, 32, 3))
+  other = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(7)(
+      keras.layers.Flatten()(inputs))))
+  with pytest.raises(ValueError, match='holds another network than the one built here'):
+    export.restore_weights(other, str(tmp_path / 'm'))
