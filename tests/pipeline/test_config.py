@@ -22,14 +22,15 @@ def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
   assert cpu.data == full.data and cpu.evaluation == full.evaluation
   alexnet = cpu.models['alexnet']
   # The README's recipe: batch 64 at AdamW peak 1e-3 and weight decay 0.1,
-  # BatchNorm offsets at 16x the rate, no dropout, no crop (the flip stays),
-  # whitened conv1, the image and its mirror averaged in the exported model;
+  # BatchNorm offsets at 16x the rate and scales at 4x, no dropout, no crop
+  # (the flip stays), whitened conv1, the image and its mirror averaged in the exported model;
   # images upsampled to 48 px; bfloat16 where the CPU has it.
   assert alexnet.input_size == 48 and full.models['alexnet'].input_size == 32
   assert (alexnet.epochs, alexnet.batch_size, alexnet.optimizer) == (4, 64, 'adamw')
   assert alexnet.learning_rate * alexnet.batch_size / 256 == pytest.approx(1e-3)
   assert (alexnet.weight_decay, full.models['alexnet'].weight_decay) == (0.1, 0.05)
   assert (alexnet.offset_lr_factor, full.models['alexnet'].offset_lr_factor) == (16.0, 1.0)
+  assert (alexnet.scale_lr_factor, full.models['alexnet'].scale_lr_factor) == (4.0, 1.0)
   assert (alexnet.dropout, alexnet.crop_padding, alexnet.warmup_epochs) == (0.0, 0, 0.4)
   assert alexnet.horizontal_flip
   assert alexnet.first_layer_init == 'whitening' and alexnet.mirror_average
