@@ -23,8 +23,9 @@ def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
   alexnet = cpu.models['alexnet']
   # The README's recipe: batch 64 at AdamW peak 1e-3 and weight decay 0.1,
   # BatchNorm offsets at 16x the rate and scales at 4x, no dropout, no crop
-  # (the flip stays), whitened conv1, the image and its mirror averaged in the exported model;
-  # images upsampled to 48 px; bfloat16 where the CPU has it.
+  # (the flip stays), whitened conv1, the image and its mirror averaged in
+  # the exported model; images upsampled to 48 px; bfloat16 where the CPU
+  # has it.
   assert alexnet.input_size == 48 and full.models['alexnet'].input_size == 32
   assert (alexnet.epochs, alexnet.batch_size, alexnet.optimizer) == (4, 64, 'adamw')
   assert alexnet.learning_rate * alexnet.batch_size / 256 == pytest.approx(1e-3)
