@@ -15,7 +15,7 @@ mirror pair averaged with the mirror pairs of the image shifted diagonally
 by `s` px both ways (reflect padding; airbench's `infer_mirror_translate`,
 which averages logits where this averages probabilities), at 3x the
 inference. Validation decides; test accuracy is printed for the record only.
-Imports no TensorFlow itself, as bench/accuracy_curve.py, but to read a
+Imports no TensorFlow itself, as bench/accuracy_curve.py, except to read a
 `--saved-model`.
 """
 
