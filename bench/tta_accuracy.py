@@ -2,8 +2,9 @@
 
 Run by a person (not by the tests), with the project's environment, on the
 weights a bench run kept (`--weights`) or on a pipeline run's exported model
-(`--saved-model`: the Trainer's `Format-Serving` folder or a pushed version;
-the same `--preset` and `--set` as that run), and the split cache that
+(`--saved-model`: the Trainer's `Format-Serving` folder, a pushed version, or
+a folder of versions, found as `cifar10-tfx predict --model` finds it; the
+same `--preset` and `--set` as that run), and the split cache that
 bench/accuracy_curve.py wrote:
 
   .venv/bin/python bench/tta_accuracy.py --preset cpu --model alexnet \
@@ -35,6 +36,7 @@ import accuracy_curve  # noqa: E402  (beside this file)
 import curve_training  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
 from pipeline import overrides  # noqa: E402
+from pipeline.commands import UserError, predict  # noqa: E402
 
 
 def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -78,9 +80,11 @@ def main(argv=None) -> int:
   if not os.path.isfile(args.cache):
     parser.error(f'--cache: {args.cache} is not a file; write it with '
                  'bench/accuracy_curve.py --cache')
-  if args.saved_model and not os.path.isdir(os.path.join(args.saved_model, 'variables')):
-    parser.error(f'--saved-model: {args.saved_model} is not an exported model; '
-                 'pass a folder that holds saved_model.pb and variables/')
+  if args.saved_model:
+    try:
+      args.saved_model = predict.resolve_model(args.saved_model)
+    except UserError as error:
+      parser.error(f'--saved-model: {error}')
 
   import keras
 

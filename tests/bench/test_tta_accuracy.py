@@ -41,5 +41,5 @@ def test_a_folder_that_is_no_exported_model_is_refused_before_any_work(tmp_path,
   with pytest.raises(SystemExit) as stop:
     tta_accuracy.main(['--saved-model', str(tmp_path / 'run'), '--cache', str(cache)])
   assert stop.value.code == 2
-  assert 'is not an exported model; pass a folder that holds saved_model.pb' in (
-      capsys.readouterr().err)
+  assert (f'--saved-model: No SavedModel in {tmp_path / "run"}: expected '
+          'saved_model.pb there') in capsys.readouterr().err

@@ -48,7 +48,7 @@ def _one_step_moves(optimizer_name: str, factor: float, wrap: str,
 
 
 def _assert_only_one_bn_variable_scaled(plain: dict, fast: dict, name: str = 'beta',
-                                   factor: float = FACTOR) -> None:
+                                        factor: float = FACTOR) -> None:
   """Only BatchNorm's `name` variable moved `factor` x as far."""
   scaled = [p for p in plain if p.endswith(f'/{name}')]
   assert len(scaled) == 1 and np.abs(plain[scaled[0]]).max() > 0
