@@ -84,6 +84,7 @@ def make_run_fn(build: Builder) -> Callable:
               n_train, n_val, config.batch_size, plan.description)
     with plan.strategy.scope():
       built = build(config, mean, std)
+      device.synchronize_batch_norm(built.model, plan.replicas)
       if config.first_layer_init == 'whitening':
         layer = whitening.whiten_first_convolution(built.model, data.images(
             train_examples, whitening.MAX_IMAGES), seed=config.seed)

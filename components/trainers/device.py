@@ -196,6 +196,32 @@ def plan(devices: str = 'auto', policy: str = 'auto', jit_compile: str = 'auto',
                     description=description)
 
 
+def synchronize_batch_norm(model, replicas: int) -> int:
+  """With several replicas, makes every BatchNormalization layer in `model`
+  (nested ones too) compute its batch statistics over the global batch
+  (Keras's `synchronized`: three all-reduces per layer and step), as one
+  device does; returns how many it set. Without it, each replica updates its
+  own copy of the moving statistics from its shard (Keras 3 creates them with
+  no aggregation): validation during fit runs each shard through its own
+  replica's statistics, while the saved and exported weights hold the first
+  replica's, so the best epoch chosen is not the model kept."""
+  if replicas <= 1:
+    return 0
+  import keras
+
+  def nested(layer):
+    for inner in getattr(layer, 'layers', ()):
+      yield inner
+      yield from nested(inner)
+  found = [layer for layer in nested(model)
+           if isinstance(layer, keras.layers.BatchNormalization)]
+  for layer in found:
+    layer.synchronized = True
+  _log.info('%d BatchNormalization layer(s) compute their statistics over all '
+            '%d replicas', len(found), replicas)
+  return len(found)
+
+
 def global_batch(batch_size: int, replicas: int) -> int:
   """`batch_size` rounded up to a multiple of the replica count, so every
   replica gets the same number of examples, at least one."""

@@ -17,6 +17,8 @@ import sys
 
 import pytest
 
+from pipeline.config import cpu
+
 pytestmark = pytest.mark.devices
 
 CHILD = os.path.join(os.path.dirname(__file__), 'device_plan_child.py')
@@ -30,6 +32,9 @@ VGG16_SIZE = 96
 PROBABILITY_TOLERANCE = 0.1
 REPLICAS = {'one_device_bf16': 1, 'one_device_fp16': 1, 'two_replicas': 2,
             'three_replicas': 3}
+# The `cpu` preset's AlexNet choices the 3-replica plan trains with.
+CPU_CHOICES = ('first_layer_init', 'offset_lr_factor', 'scale_lr_factor',
+               'mirror_average')
 ALEXNET_STEPS = {'one_device_bf16': 32, 'one_device_fp16': 8}
 POLICY = {'one_device_bf16': 'mixed_bfloat16', 'one_device_fp16': 'mixed_float16',
           'two_replicas': 'mixed_bfloat16', 'three_replicas': 'mixed_bfloat16'}
@@ -88,13 +93,14 @@ def three_replica_plans(tmp_path_factory, weights, pipeline_plans):
   """3 replicas: AlexNet's batch 16, VGG16's 4 and the validation split's 20
   images do not split evenly by default. AlexNet takes the `cpu` preset's
   choices: conv1 starts whitening the training patches (set inside the
-  strategy's scope, on mirrored variables), BatchNorm offsets step at 16x
-  the rate (its optimizer killed, restored and resumed with the rest), and
-  its export serves the mean of each image's and its mirror's answers."""
+  strategy's scope, on mirrored variables), BatchNorm offsets and scales
+  step at the preset's multiples of the rate (its optimizer killed, restored
+  and resumed with the rest), and its export serves the mean of each image's
+  and its mirror's answers. The choices are read from the preset, not copied."""
+  preset = cpu().models['alexnet']
   return _run('run_fn', tmp_path_factory.mktemp('three'), {
       'three_replicas': _settings(weights, 'emulated:3', {
-          'batch_size': 16, 'first_layer_init': 'whitening',
-          'offset_lr_factor': 16.0, 'mirror_average': True})},
+          'batch_size': 16, **{key: getattr(preset, key) for key in CPU_CHOICES}})},
       transform=pipeline_plans['two_replicas']['transform'])
 
 
@@ -118,29 +124,32 @@ def test_each_trainer_was_killed_once_then_resumed_and_exported(plan):
     assert info['config']['batch_size'] % REPLICAS[name] == 0
     assert info['steps_per_epoch'] % info['steps_per_execution'] == 0
     assert not os.path.exists(info['checkpoint_dir'])  # removed once exported
-    # The best epoch's logged val_accuracy is the kept model's, within one
-    # image on one device (inference outside fit may flip a near-tie) and
-    # two across replicas: with 3 replicas (mixed_bfloat16), 2 of 20 images
-    # differed in one CI run and 1 in a run where no image's top two
-    # probabilities were within 1e-3; likely bfloat16's rounding of a
-    # replica's share of a batch against the whole batch on one device (not
-    # established).
+    # The best epoch's logged val_accuracy is the kept weights' through
+    # fit's own validation path (the compiled model evaluated again), to the
+    # image. Not asserted: the eager answer (`model(images)`), recorded
+    # only. Outside the compiled path a near-tie may flip: 1 of 20 images on
+    # one device in bfloat16, 2 in float16 (one CI run each, a model near
+    # chance after a few steps) and 2 with 3 replicas; the served answers
+    # are held to the trained model's by the serving test below.
     validation = found['validation']
     assert validation['images'] == info['validation_images']
-    allowed = 1.0 if REPLICAS[name] == 1 else 2.0
-    assert abs(validation['logged'] - validation['recomputed']) <= (
-        allowed / validation['images'] + 1e-6), validation
+    assert abs(validation['logged'] - validation['evaluated']) < (
+        0.5 / validation['images']), validation
   print(f'{name}: {results["seconds"]:.0f} s; validation ' + ', '.join(
       f'{m}: {results["models"][m]["validation"]}' for m in ('alexnet', 'vgg16')))
 
 
-def test_the_whitened_first_layer_is_set_where_asked(three_replica_plans):
-  """The kernel run_fn set is recorded as the start of AlexNet's weights; that
-  it whitens is tests/components/trainers/test_whitening.py's to check."""
+def test_the_cpu_presets_choices_are_set_where_asked(three_replica_plans):
+  """The preset's choices reach the Trainer, and the kernel run_fn set is
+  recorded as the start of AlexNet's weights; that it whitens is
+  tests/components/trainers/test_whitening.py's to check."""
   info = three_replica_plans['three_replicas']['models']['alexnet']['info']
   assert info['weights_origin'] == 'random; conv1 starts whitening training patches'
   assert info['config']['first_layer_init'] == 'whitening'
   assert info['optimizer'] == 'OffsetRateAdamW'  # test_offset_rate.py: its step
+  preset = cpu().models['alexnet']
+  assert {key: info['config'][key] for key in CPU_CHOICES} == {
+      key: getattr(preset, key) for key in CPU_CHOICES}
 
 
 def test_the_compile_settings_are_those_of_the_plan(plan):
