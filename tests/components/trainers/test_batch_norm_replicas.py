@@ -24,7 +24,6 @@ import numpy as np
 from components.trainers import device
 device.configure('emulated:3')
 import keras
-import tensorflow as tf
 
 def run(replicas, synchronize, path):
   keras.utils.set_random_seed(1)
