@@ -209,11 +209,8 @@ def synchronize_batch_norm(model, replicas: int) -> int:
     return 0
   import keras
 
-  def nested(layer):
-    for inner in getattr(layer, 'layers', ()):
-      yield inner
-      yield from nested(inner)
-  found = [layer for layer in nested(model)
+  from components.trainers.models import layers_in_order
+  found = [layer for layer in layers_in_order(model)
            if isinstance(layer, keras.layers.BatchNormalization)]
   for layer in found:
     layer.synchronized = True

@@ -1,7 +1,8 @@
 """The two CIFAR-10 networks.
 
 Called by the trainer modules (`components.trainers.alexnet` and `.vgg16`,
-whose `run_fn` the TFX Trainer runs) and by the tests. The builders are pure
+whose `run_fn` the TFX Trainer runs), by `whitening` and `device` (which
+walk a built model's layers) and by the tests. The builders are pure
 functions returning a Keras 3 model; they use only `keras.layers`/`keras.ops`,
 so they build under any Keras backend. Images are channels-last.
 """
@@ -23,6 +24,15 @@ CIFAR10_STD = (0.247, 0.243, 0.261)
 # Moving statistics follow the batches faster than Keras's 0.99 (PyTorch's
 # default): ~175 steps an epoch at batch 256, and a quick run has only tens.
 BN_MOMENTUM = 0.9
+
+
+def layers_in_order(model: keras.Model):
+  """Every layer of `model` in its layer order, nested models' layers after
+  the nested model itself (the whitened conv1 and the replicas' BatchNorm
+  are found this way)."""
+  for layer in getattr(model, 'layers', ()):
+    yield layer
+    yield from layers_in_order(layer)
 
 
 def _check(ok: bool, message: str) -> None:

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from components.errors import UserError
+from components.trainers import models
 
 MAX_IMAGES = 50_000  # training images held for the sampling: 590 MiB at 32x32x3 float32
 PATCH_SAMPLES = 200_000  # random patches whose covariance is taken
@@ -53,11 +54,7 @@ def whitening_kernel(images: np.ndarray, kernel: tuple[int, int, int, int],
 
 def first_convolution(model: keras.Model) -> keras.layers.Conv2D:
   """The first Conv2D of `model` in its layer order (nested models searched)."""
-  def in_order(parent):
-    for layer in getattr(parent, 'layers', ()):
-      yield layer
-      yield from in_order(layer)
-  for layer in in_order(model):
+  for layer in models.layers_in_order(model):
     if isinstance(layer, keras.layers.Conv2D):
       return layer
   raise CannotWhiten(f'{model.name} has no 2-D convolution to whiten: set '

@@ -36,14 +36,14 @@ def run(replicas, synchronize, path):
     model.compile('sgd', 'mse')
   x = np.concatenate([np.full((6, 4), v, np.float32) for v in (0., 10., 20.)])
   x += np.random.default_rng(0).normal(size=x.shape).astype(np.float32)
-  model.fit(x, np.zeros((18, 2), np.float32), batch_size=18, epochs=1,
-            verbose=0, shuffle=False)
+  y = np.zeros((18, 2), np.float32)
+  model.fit(x, y, batch_size=18, epochs=1, verbose=0, shuffle=False)
   moving = inner.get_layer('bn').moving_mean.value
   copies = [c.numpy().tolist() for c in getattr(moving, 'values', [moving])]
-  fitted = model.evaluate(x, np.zeros((18, 2), np.float32), batch_size=18, verbose=0)
+  fitted = model.evaluate(x, y, batch_size=18, verbose=0)
   model.save_weights(path)
   model.load_weights(path)
-  kept = model.evaluate(x, np.zeros((18, 2), np.float32), batch_size=18, verbose=0)
+  kept = model.evaluate(x, y, batch_size=18, verbose=0)
   return dict(changed=changed, copies=copies, fitted=fitted, kept=kept)
 
 print(json.dumps({name: run(*args) for name, args in {

@@ -51,6 +51,11 @@ def _settings(weights: str, devices: str, alexnet: dict, **common) -> dict:
           for key, value in values.items()}
 
 
+def _cpu_choices() -> dict:
+  preset = cpu().models['alexnet']
+  return {key: getattr(preset, key) for key in CPU_CHOICES}
+
+
 def _run(mode: str, tmp, plans: dict, **extra) -> dict:
   settings, out = tmp / 'settings.json', tmp / 'out.json'
   settings.write_text(json.dumps({'tmp': str(tmp), 'plans': plans, **extra}))
@@ -97,10 +102,9 @@ def three_replica_plans(tmp_path_factory, weights, pipeline_plans):
   step at the preset's multiples of the rate (its optimizer killed, restored
   and resumed with the rest), and its export serves the mean of each image's
   and its mirror's answers. The choices are read from the preset, not copied."""
-  preset = cpu().models['alexnet']
   return _run('run_fn', tmp_path_factory.mktemp('three'), {
       'three_replicas': _settings(weights, 'emulated:3', {
-          'batch_size': 16, **{key: getattr(preset, key) for key in CPU_CHOICES}})},
+          'batch_size': 16, **_cpu_choices()})},
       transform=pipeline_plans['two_replicas']['transform'])
 
 
@@ -147,9 +151,7 @@ def test_the_cpu_presets_choices_are_set_where_asked(three_replica_plans):
   assert info['weights_origin'] == 'random; conv1 starts whitening training patches'
   assert info['config']['first_layer_init'] == 'whitening'
   assert info['optimizer'] == 'OffsetRateAdamW'  # test_offset_rate.py: its step
-  preset = cpu().models['alexnet']
-  assert {key: info['config'][key] for key in CPU_CHOICES} == {
-      key: getattr(preset, key) for key in CPU_CHOICES}
+  assert {key: info['config'][key] for key in CPU_CHOICES} == _cpu_choices()
 
 
 def test_the_compile_settings_are_those_of_the_plan(plan):
