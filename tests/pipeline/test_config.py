@@ -31,7 +31,7 @@ def test_cpu_preset_is_all_the_data_with_the_measured_4_epoch_recipe():
   assert alexnet.learning_rate * alexnet.batch_size / 256 == pytest.approx(1e-3)
   assert (alexnet.weight_decay, full.models['alexnet'].weight_decay) == (0.1, 0.05)
   assert (alexnet.offset_lr_factor, full.models['alexnet'].offset_lr_factor) == (16.0, 1.0)
-  assert (alexnet.scale_lr_factor, full.models['alexnet'].scale_lr_factor) == (4.0, 1.0)
+  assert (alexnet.scale_lr_factor, full.models['alexnet'].scale_lr_factor) == (8.0, 1.0)
   assert (alexnet.dropout, alexnet.crop_padding, alexnet.warmup_epochs) == (0.0, 0, 0.4)
   assert alexnet.horizontal_flip
   assert alexnet.first_layer_init == 'whitening' and alexnet.mirror_average
